@@ -1,0 +1,54 @@
+# One Makefile for everything; `make test` and `make run` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORE := engine/_core.pyx engine/_core.pxd engine/_codes.py setup.py
+DATA := ../shared/data/market
+
+.PHONY: all install build test test-long run bench lint proto clean
+
+all: build
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]' --no-build-isolation || \
+	  ($(PY) -m pip install --quiet cython numpy setuptools wheel && \
+	   $(PY) -m pip install --quiet -e '.[dev]' --no-build-isolation)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+build: $(STAMP) engine/_core.so.stamp
+
+engine/_core.so.stamp: $(CORE) $(STAMP)
+	$(PY) setup.py --quiet build_ext --inplace
+	touch $@
+
+# The default suite: well inside CI's limit on two cores.
+test: build
+	$(PY) -m pytest -n 2 -q
+
+# Longer property-based runs and the full-day replays.
+test-long: build
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m "slow or not slow"
+
+# The main job until the gateway lands: replay real market data through the engine.
+run: build
+	$(VENV)/bin/clearline replay lobster \
+	  $(DATA)/AAPL_2012-06-21_34200000_57600000_message_10.first999.csv \
+	  $(DATA)/AAPL_2012-06-21_34200000_57600000_orderbook_10.first999.csv
+	$(VENV)/bin/clearline replay mbo \
+	  $(DATA)/ESM4_glbx-mdp3_2024-05-08T00-00-00_2024-05-08T00-00-02.mbo.dbn.zst
+
+bench: build
+	$(PY) -m benchmarks.bench_book --json
+
+lint: build
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cython-lint --max-line-length 100 engine/*.pyx engine/*.pxd
+	$(VENV)/bin/mypy engine benchmarks
+
+clean:
+	rm -rf build engine/_core.c engine/_core*.so engine/_core.so.stamp engine/_codes.pxi

@@ -1,0 +1,1 @@
+"""compliance package (built in later issues)."""

@@ -1,0 +1,1 @@
+"""custody package (built in later issues)."""

@@ -1,0 +1,1 @@
+"""gateway package (built in later issues)."""

@@ -1,0 +1,1 @@
+"""ledger package (built in later issues)."""
