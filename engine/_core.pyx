@@ -38,10 +38,17 @@ cdef enum:
 cdef uint64_t ALL_BITS = 0xFFFFFFFFFFFFFFFFULL
 
 
-cdef inline void _invariant(bint condition, str message) except *:
+cdef inline int _invariant(bint condition, str message) except -1:
     # Always on (not `assert`, which -O removes): a broken invariant must stop the engine.
     if not condition:
         raise AssertionError("engine invariant broken: " + message)
+    return 0
+
+
+def _record_sizes():
+    """sizeof of each C record that mirrors a dtype in engine/_dtypes.py (checked by a test)."""
+    return {"COMMAND_DTYPE": sizeof(Command), "EVENT_DTYPE": sizeof(Event),
+            "INSTRUMENT_DTYPE": sizeof(SnapInstrument), "ORDER_DTYPE": sizeof(SnapOrder)}
 
 
 # -- LADDER BITMAPS --
