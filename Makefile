@@ -6,16 +6,16 @@ STAMP := $(VENV)/.installed
 CORE := engine/_core.pyx engine/_core.pxd engine/_codes.py setup.py
 DATA := ../shared/data/market
 
-.PHONY: all install build test test-long run bench lint proto clean
+.PHONY: all install build test test-long run bench lint clean
 
 all: build
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' --no-build-isolation || \
-	  ($(PY) -m pip install --quiet cython numpy setuptools wheel && \
-	   $(PY) -m pip install --quiet -e '.[dev]' --no-build-isolation)
+	# The build requirements first: the editable install then compiles the core in place.
+	$(PY) -m pip install --quiet cython numpy setuptools wheel
+	$(PY) -m pip install --quiet -e '.[dev]' --no-build-isolation
 	touch $(STAMP)
 
 install: $(STAMP)

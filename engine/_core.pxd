@@ -1,4 +1,5 @@
 # The Cython matching core: a table of contents. Semantics: docs/matching.md.
+cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 
 # -- RECORDS (same fields and order as engine/_dtypes.py; a test compares the layouts) --
@@ -152,6 +153,8 @@ cdef struct Touched:
     int64_t slot
 
 
+# final: no subclass can override a method, so C calls them directly and may inline them.
+@cython.final
 cdef class Engine:
     cdef Order* _orders
     cdef int32_t* _free
