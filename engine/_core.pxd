@@ -194,7 +194,7 @@ cdef class Engine:
     cdef int64_t _mass_cancel(self, const Command* c) except? -9
     cdef int64_t _set_status(self, const Command* c, uint8_t status) except? -9
     cdef int64_t _check_place(self, const Command* c, Instrument** out)
-    cdef int32_t _find(self, const Command* c, int64_t* reason)
+    cdef int32_t _find(self, const Command* c, bint by_client_id, int64_t* reason)
     cdef int64_t _expire(self) except? -9
 
     # -- MATCHING --

@@ -881,8 +881,15 @@ cdef class Engine:
         cdef Order taker
         cdef bint cancelled
         cdef int64_t remainder_lots
+        cdef Command market
         if reason != REASON_OK:
-            self._reject(c, reason)
+            if c.order_type == ORDERTYPE_MARKET:
+                # A market order has no price: its reject reports 0, whatever the record held.
+                market = c[0]
+                market.price_ticks = 0
+                self._reject(&market, reason)
+            else:
+                self._reject(c, reason)
             return 0
         memset(&taker, 0, sizeof(Order))
         taker.order_id = self._next_order_id
@@ -902,8 +909,9 @@ cdef class Engine:
         self._order_event(EVENTKIND_ACCEPTED, &taker, REASON_OK, taker.leaves_lots,
                           ORDERSTATUS_NEW)
         if c.time_in_force == TIMEINFORCE_FOK and not self._fok_fillable(ins, &taker):
+            taker.leaves_lots = 0
             self._order_event(EVENTKIND_CANCELLED, &taker, REASON_FILL_OR_KILL_NOT_FILLABLE,
-                              taker.leaves_lots, ORDERSTATUS_CANCELLED)
+                              c.quantity_lots, ORDERSTATUS_CANCELLED)
             return taker.order_id
         cancelled = self._match(ins, &taker)
         if cancelled or taker.leaves_lots == 0:
@@ -918,16 +926,21 @@ cdef class Engine:
                           remainder_lots, ORDERSTATUS_CANCELLED)
         return taker.order_id
 
-    cdef int32_t _find(self, const Command* c, int64_t* reason):
-        """The resting order a cancel or amend names, or -1 with the reason."""
+    cdef int32_t _find(self, const Command* c, bint by_client_id, int64_t* reason):
+        """The resting order a cancel or amend names, or -1 with the reason.
+
+        Order id 0 names the order by client order id when by_client_id (cancel), else none.
+        """
         cdef int32_t idx
         if c.account_id < 0 or c.account_id >= self._accounts_max:
             reason[0] = REASON_ACCOUNT_ID_MUST_BE_IN_RANGE
             return -1
         if c.order_id != 0:
             idx = _map_get(&self._by_order_id, c.order_id, 0)
-        else:
+        elif by_client_id:
             idx = _map_get(&self._by_client_id, c.account_id, c.client_order_id)
+        else:
+            idx = -1
         if idx < 0:
             reason[0] = REASON_ORDER_MUST_EXIST
             return -1
@@ -939,7 +952,7 @@ cdef class Engine:
 
     cdef int64_t _cancel(self, const Command* c) except? -9:
         cdef int64_t reason
-        cdef int32_t idx = self._find(c, &reason)
+        cdef int32_t idx = self._find(c, True, &reason)
         if idx < 0:
             self._reject(c, reason)
             return reason
@@ -949,7 +962,7 @@ cdef class Engine:
 
     cdef int64_t _amend(self, const Command* c) except? -9:
         cdef int64_t reason
-        cdef int32_t idx = self._find(c, &reason)
+        cdef int32_t idx = self._find(c, False, &reason)
         cdef Instrument* ins
         cdef Order* o
         cdef int64_t q = c.quantity_lots
@@ -1425,6 +1438,9 @@ cdef class Engine:
                     or o.account_id < 0 or o.account_id >= engine._accounts_max
                     or o.leaves_lots <= 0 or o.side not in (SIDE_BUY, SIDE_SELL)):
                 raise SnapshotError(f"snapshot order {o.order_id} is not valid here")
+            if (_map_get(&engine._by_order_id, o.order_id, 0) >= 0 or _map_get(
+                    &engine._by_client_id, o.account_id, o.client_order_id) >= 0):
+                raise SnapshotError(f"snapshot order {o.order_id} appears twice")
             ins = &engine._instruments[o.instrument_id]
             if (o.price_ticks < ins.price_min_ticks or o.price_ticks > ins.price_max_ticks
                     or (o.price_ticks - ins.price_min_ticks) % ins.price_increment_ticks):
