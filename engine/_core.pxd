@@ -81,6 +81,7 @@ cdef struct Order:
     int64_t leaves_lots
     int64_t filled_lots
     int64_t expire_ts_ns
+    int64_t slot            # ladder slot of price_ticks, kept so no level operation divides
     int32_t instrument_id
     int32_t stp_group
     int32_t prev            # price level queue, toward the head
@@ -137,7 +138,8 @@ cdef struct Instrument:
     int32_t instrument_id
 
 # Open-addressing hash map from a pair of int64 keys to a pool index (linear probing, backward
-# shift deletion). A stored value is index + 1 so that calloc'd memory is an empty map.
+# shift deletion). A stored value is index + 1 so that calloc'd memory is an empty map. It starts
+# small and doubles at half load, so it stays as small as the live orders (and in cache).
 cdef struct MapSlot:
     int64_t key_a
     int64_t key_b
@@ -146,6 +148,7 @@ cdef struct MapSlot:
 cdef struct IdMap:
     MapSlot* slots
     uint64_t mask
+    uint64_t count
 
 cdef struct Touched:
     int32_t instrument_id
@@ -193,14 +196,14 @@ cdef class Engine:
     cdef int64_t _amend(self, const Command* c) except? -9
     cdef int64_t _mass_cancel(self, const Command* c) except? -9
     cdef int64_t _set_status(self, const Command* c, uint8_t status) except? -9
-    cdef int64_t _check_place(self, const Command* c, Instrument** out)
-    cdef int32_t _find(self, const Command* c, bint by_client_id, int64_t* reason)
+    cdef int64_t _check_place(self, const Command* c, Instrument** out) noexcept
+    cdef int32_t _find(self, const Command* c, bint by_client_id, int64_t* reason) noexcept
     cdef int64_t _expire(self) except? -9
 
     # -- MATCHING --
     cdef bint _match(self, Instrument* ins, Order* taker) except? -1
-    cdef bint _fok_fillable(self, Instrument* ins, const Order* taker)
-    cdef bint _crosses(self, Instrument* ins, uint8_t side, int64_t price_ticks)
+    cdef bint _fok_fillable(self, Instrument* ins, const Order* taker) noexcept
+    cdef bint _crosses(self, Instrument* ins, uint8_t side, int64_t price_ticks) noexcept
 
     # -- BOOK --
     cdef Level* _level(self, Ladder* lad, int64_t slot) except NULL

@@ -36,6 +36,8 @@ cdef enum:
     TOUCHED_INITIAL = 64
 
 cdef uint64_t ALL_BITS = 0xFFFFFFFFFFFFFFFFULL
+cdef Event _ZERO_EVENT
+memset(&_ZERO_EVENT, 0, sizeof(Event))
 
 
 cdef inline int _invariant(bint condition, str message) except -1:
@@ -240,14 +242,16 @@ cdef inline uint64_t _hash(int64_t a, int64_t b) noexcept nogil:
     return x
 
 
-cdef int _map_init(IdMap* m, int64_t entries_max) except -1:
-    cdef uint64_t capacity = 16
-    while capacity < <uint64_t>(entries_max * 2):
-        capacity <<= 1
-    m.slots = <MapSlot*>calloc(capacity, sizeof(MapSlot))
+cdef enum:
+    MAP_INITIAL_SLOTS = 1024
+
+
+cdef int _map_init(IdMap* m) except -1:
+    m.slots = <MapSlot*>calloc(MAP_INITIAL_SLOTS, sizeof(MapSlot))
     if m.slots == NULL:
         raise MemoryError()
-    m.mask = capacity - 1
+    m.mask = MAP_INITIAL_SLOTS - 1
+    m.count = 0
     return 0
 
 
@@ -261,14 +265,33 @@ cdef inline int32_t _map_get(const IdMap* m, int64_t a, int64_t b) noexcept nogi
     return -1
 
 
-cdef inline void _map_put(IdMap* m, int64_t a, int64_t b, int32_t value) noexcept nogil:
-    """Insert a key known to be absent. The table is sized for twice the pool, never full."""
+cdef inline void _map_insert(IdMap* m, int64_t a, int64_t b, int32_t value_plus_one) noexcept nogil:
     cdef uint64_t i = _hash(a, b) & m.mask
     while m.slots[i].value_plus_one:
         i = (i + 1) & m.mask
     m.slots[i].key_a = a
     m.slots[i].key_b = b
-    m.slots[i].value_plus_one = value + 1
+    m.slots[i].value_plus_one = value_plus_one
+
+
+cdef int _map_put(IdMap* m, int64_t a, int64_t b, int32_t value) except -1:
+    """Insert a key known to be absent; doubles the table at half load. O(1) amortised."""
+    cdef MapSlot* old = m.slots
+    cdef uint64_t old_capacity = m.mask + 1
+    cdef uint64_t i
+    if (m.count + 1) * 2 > old_capacity:
+        m.slots = <MapSlot*>calloc(old_capacity * 2, sizeof(MapSlot))
+        if m.slots == NULL:
+            m.slots = old
+            raise MemoryError()
+        m.mask = old_capacity * 2 - 1
+        for i in range(old_capacity):
+            if old[i].value_plus_one:
+                _map_insert(m, old[i].key_a, old[i].key_b, old[i].value_plus_one)
+        free(old)
+    _map_insert(m, a, b, value + 1)
+    m.count += 1
+    return 0
 
 
 cdef inline void _map_remove(IdMap* m, int64_t a, int64_t b) noexcept nogil:
@@ -281,6 +304,7 @@ cdef inline void _map_remove(IdMap* m, int64_t a, int64_t b) noexcept nogil:
         i = (i + 1) & m.mask
     else:
         return
+    m.count -= 1
     j = i
     while True:
         j = (j + 1) & m.mask
@@ -368,8 +392,8 @@ cdef class Engine:
             raise MemoryError()
         memset(self._account_head, 0xFF, self._accounts_max * sizeof(int32_t))
         memset(self._account_tail, 0xFF, self._accounts_max * sizeof(int32_t))
-        _map_init(&self._by_order_id, self._orders_max)
-        _map_init(&self._by_client_id, self._orders_max)
+        _map_init(&self._by_order_id)
+        _map_init(&self._by_client_id)
         self._event_capacity = EVENTS_INITIAL
         self._touched_capacity = TOUCHED_INITIAL
         self._epoch = 1
@@ -405,7 +429,7 @@ cdef class Engine:
             self._event_capacity *= 2
         e = &self._events[self._event_count]
         self._event_count += 1
-        memset(e, 0, sizeof(Event))
+        e[0] = _ZERO_EVENT  # a struct copy: plain vector stores, cheaper here than memset
         self._seq += 1
         e.seq = self._seq
         e.ts_ns = self._now_ts_ns
@@ -500,7 +524,7 @@ cdef class Engine:
         """Append a pooled order to the tail of its price level. O(1)."""
         cdef Order* o = &self._orders[idx]
         cdef Ladder* lad = _own_ladder(ins, o.side)
-        cdef int64_t slot = _slot_of(ins, o.price_ticks)
+        cdef int64_t slot = o.slot
         cdef Level* lv = self._level(lad, slot)
         self._touch(lad, slot, lv)
         o.next = -1
@@ -523,7 +547,7 @@ cdef class Engine:
         """Take a pooled order out of its price level queue. O(1) plus the best-price search."""
         cdef Order* o = &self._orders[idx]
         cdef Ladder* lad = _own_ladder(ins, o.side)
-        cdef int64_t slot = _slot_of(ins, o.price_ticks)
+        cdef int64_t slot = o.slot
         cdef Level* lv = &lad.chunks[slot >> CHUNK_SHIFT].levels[slot & CHUNK_MASK]
         self._touch(lad, slot, lv)
         if o.prev >= 0:
@@ -546,7 +570,7 @@ cdef class Engine:
         """Take quantity from a resting order in place; it keeps its time priority."""
         cdef Order* o = &self._orders[idx]
         cdef Ladder* lad = _own_ladder(ins, o.side)
-        cdef int64_t slot = _slot_of(ins, o.price_ticks)
+        cdef int64_t slot = o.slot
         cdef Level* lv = &lad.chunks[slot >> CHUNK_SHIFT].levels[slot & CHUNK_MASK]
         self._touch(lad, slot, lv)
         o.leaves_lots -= quantity_lots
@@ -568,6 +592,7 @@ cdef class Engine:
         p = &self._orders[idx]
         memcpy(p, o, sizeof(Order))
         p.heap_pos = -1
+        p.slot = _slot_of(ins, p.price_ticks)
         self._push_tail(ins, idx)
         # Account list: appended at acceptance, so it stays in ascending order id.
         p.account_next = -1
@@ -650,7 +675,7 @@ cdef class Engine:
 
     # -- MATCHING --
 
-    cdef bint _crosses(self, Instrument* ins, uint8_t side, int64_t price_ticks):
+    cdef bint _crosses(self, Instrument* ins, uint8_t side, int64_t price_ticks) noexcept:
         cdef Ladder* opp
         if side == SIDE_BUY:
             opp = &ins.asks
@@ -658,7 +683,7 @@ cdef class Engine:
         opp = &ins.bids
         return opp.best >= 0 and price_ticks <= _price_of(ins, opp.best)
 
-    cdef bint _fok_fillable(self, Instrument* ins, const Order* taker):
+    cdef bint _fok_fillable(self, Instrument* ins, const Order* taker) noexcept:
         """Dry walk of the match with no effects: can the taker fill in full?"""
         cdef Ladder* opp = &ins.asks if taker.side == SIDE_BUY else &ins.bids
         cdef int64_t slot = opp.best
@@ -814,7 +839,7 @@ cdef class Engine:
             self._flush_deltas()
         return result
 
-    cdef int64_t _check_place(self, const Command* c, Instrument** out):
+    cdef int64_t _check_place(self, const Command* c, Instrument** out) noexcept:
         cdef Instrument* ins
         cdef int64_t q = c.quantity_lots
         cdef int64_t p = c.price_ticks
@@ -840,14 +865,14 @@ cdef class Engine:
             return REASON_INSTRUMENT_MUST_BE_OPEN
         if q <= 0:
             return REASON_QUANTITY_MUST_BE_POSITIVE
-        if q % ins.quantity_increment_lots:
+        if ins.quantity_increment_lots != 1 and q % ins.quantity_increment_lots:
             return REASON_QUANTITY_MUST_BE_MULTIPLE_OF_INCREMENT
         if q < ins.quantity_min_lots:
             return REASON_QUANTITY_MUST_BE_AT_LEAST_MINIMUM
         if q > ins.quantity_max_lots:
             return REASON_QUANTITY_MUST_BE_AT_MOST_MAXIMUM
         if is_limit:
-            if p % ins.price_increment_ticks:
+            if ins.price_increment_ticks != 1 and p % ins.price_increment_ticks:
                 return REASON_PRICE_MUST_BE_MULTIPLE_OF_INCREMENT
             if p < ins.price_min_ticks or p > ins.price_max_ticks:
                 return REASON_PRICE_MUST_BE_WITHIN_BAND
@@ -881,15 +906,14 @@ cdef class Engine:
         cdef Order taker
         cdef bint cancelled
         cdef int64_t remainder_lots
-        cdef Command market
+        cdef Command rejected
         if reason != REASON_OK:
+            # A place has no order id yet, and a market order no price: both report 0.
+            rejected = c[0]
+            rejected.order_id = 0
             if c.order_type == ORDERTYPE_MARKET:
-                # A market order has no price: its reject reports 0, whatever the record held.
-                market = c[0]
-                market.price_ticks = 0
-                self._reject(&market, reason)
-            else:
-                self._reject(c, reason)
+                rejected.price_ticks = 0
+            self._reject(&rejected, reason)
             return 0
         memset(&taker, 0, sizeof(Order))
         taker.order_id = self._next_order_id
@@ -926,7 +950,7 @@ cdef class Engine:
                           remainder_lots, ORDERSTATUS_CANCELLED)
         return taker.order_id
 
-    cdef int32_t _find(self, const Command* c, bint by_client_id, int64_t* reason):
+    cdef int32_t _find(self, const Command* c, bint by_client_id, int64_t* reason) noexcept:
         """The resting order a cancel or amend names, or -1 with the reason.
 
         Order id 0 names the order by client order id when by_client_id (cancel), else none.
@@ -978,11 +1002,11 @@ cdef class Engine:
             reason = REASON_INSTRUMENT_MUST_BE_OPEN
         elif q <= 0:
             reason = REASON_QUANTITY_MUST_BE_POSITIVE
-        elif q % ins.quantity_increment_lots:
+        elif ins.quantity_increment_lots != 1 and q % ins.quantity_increment_lots:
             reason = REASON_QUANTITY_MUST_BE_MULTIPLE_OF_INCREMENT
         elif q > ins.quantity_max_lots:
             reason = REASON_QUANTITY_MUST_BE_AT_MOST_MAXIMUM
-        elif p % ins.price_increment_ticks:
+        elif ins.price_increment_ticks != 1 and p % ins.price_increment_ticks:
             reason = REASON_PRICE_MUST_BE_MULTIPLE_OF_INCREMENT
         elif p < ins.price_min_ticks or p > ins.price_max_ticks:
             reason = REASON_PRICE_MUST_BE_WITHIN_BAND
@@ -999,6 +1023,7 @@ cdef class Engine:
             return REASON_OK
         self._unlink(ins, idx)
         o.price_ticks = p
+        o.slot = _slot_of(ins, p)
         o.leaves_lots = q
         self._order_event(EVENTKIND_AMENDED, o, REASON_OK, q, _status(o))
         if self._match(ins, o) or o.leaves_lots == 0:
@@ -1500,7 +1525,8 @@ cdef class Engine:
                         _invariant(o.leaves_lots > 0, "a resting order has no quantity")
                         _invariant(o.side == lad.side and o.instrument_id == i,
                                    "order in the wrong book")
-                        _invariant(_slot_of(ins, o.price_ticks) == slot, "order at wrong level")
+                        _invariant(_slot_of(ins, o.price_ticks) == slot and o.slot == slot,
+                                   "order at wrong level")
                         _invariant(_map_get(&self._by_order_id, o.order_id, 0) == idx,
                                    "order id map out of step")
                         _invariant(_map_get(&self._by_client_id, o.account_id,

@@ -1,0 +1,128 @@
+"""The `clearline` command line.
+
+    clearline replay lobster MESSAGE_CSV ORDERBOOK_CSV [--json] [--engine core|reference]
+    clearline replay mbo FILE.dbn.zst [--json] [--engine core|reference]
+
+Results go to stdout (a summary, or one JSON object with --json); a periodic status line goes
+to stderr while a long file runs. Exit status: 0 when every check passed or was explained,
+1 when a mismatch could not be explained, 2 for unusable input (missing or malformed file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from time import monotonic_ns
+from typing import Any, TextIO
+
+from engine.replay import ReplayInputError, replay_lobster, replay_mbo
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_BAD_INPUT = 2
+# Time between two status lines on stderr: short runs print none.
+PROGRESS_INTERVAL_NS = 1_000_000_000
+
+ENGINES = ("core", "reference")
+
+
+def engine_factory(name: str) -> Callable[[], Any]:
+    """The class of the named engine implementation (imported on demand)."""
+    if name == "reference":
+        from engine.reference import ReferenceEngine
+
+        return ReferenceEngine
+    from engine._core import Engine
+
+    return Engine
+
+
+class Progress:
+    """A status line on stderr at most once a second: rewritten in place on a terminal."""
+
+    def __init__(self, label: str, unit: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.unit = unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.last_ns = monotonic_ns()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now_ns = monotonic_ns()
+        finished = done >= total
+        if not finished and now_ns - self.last_ns < PROGRESS_INTERVAL_NS:
+            return
+        if finished and not self.shown:
+            return  # the run was short: no status line at all
+        self.last_ns = now_ns
+        self.shown = True
+        percent = done * 100 // total if total else 100
+        text = f"{self.label}: {done:,} / {total:,} {self.unit} ({percent}%)"
+        terminal = self.stream.isatty()
+        end = "\n" if finished or not terminal else ""
+        self.stream.write(("\r" if terminal else "") + text + end)
+        self.stream.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clearline", description="Clearline exchange tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    replay = commands.add_parser(
+        "replay", help="replay real market data through the matching engine and check it"
+    )
+    formats = replay.add_subparsers(dest="format", required=True)
+    lobster = formats.add_parser("lobster", help="a LOBSTER (Nasdaq) message/orderbook pair")
+    lobster.add_argument("message_csv", help="LOBSTER message file")
+    lobster.add_argument("orderbook_csv", help="LOBSTER orderbook file of the same day and depth")
+    mbo = formats.add_parser("mbo", help="a Databento market-by-order DBN file (zstd or plain)")
+    mbo.add_argument("file", help="DBN file, e.g. FILE.mbo.dbn.zst")
+    for sub in (lobster, mbo):
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.add_argument(
+            "--engine",
+            choices=ENGINES,
+            default="core",
+            help="engine implementation (default: core)",
+        )
+    return parser
+
+
+def _replay(args: argparse.Namespace) -> Any:
+    factory = engine_factory(args.engine)
+    if args.format == "lobster":
+        return replay_lobster(
+            args.message_csv,
+            args.orderbook_csv,
+            engine_factory=factory,
+            engine_name=args.engine,
+            progress=Progress("replay lobster", "events"),
+        )
+    return replay_mbo(
+        args.file,
+        engine_factory=factory,
+        engine_name=args.engine,
+        progress=Progress("replay mbo", "records"),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        report = _replay(args)
+    except ReplayInputError as error:
+        print(f"clearline: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+        sys.stdout.flush()
+    except BrokenPipeError:  # `clearline ... | head`: the reader left, the verdict stands
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the exit flush quiet
+    return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+if __name__ == "__main__":
+    sys.exit(main())
