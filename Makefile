@@ -47,7 +47,7 @@ bench: build
 
 lint: build
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/cython-lint --max-line-length 100 engine/*.pyx engine/*.pxd
+	PATH=$(VENV)/bin:$$PATH cython-lint --max-line-length 100 engine/*.pyx engine/*.pxd
 	$(VENV)/bin/mypy engine benchmarks
 
 clean:

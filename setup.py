@@ -52,7 +52,11 @@ extensions = [
         "engine._core",
         ["engine/_core.pyx"],
         include_dirs=[numpy.get_include()],
-        extra_compile_args=["-O3", "-Wno-unused-function"] + os.environ.get("CORE_CFLAGS", "").split(),
+        extra_compile_args=[
+            "-O3",
+            "-Wno-unused-function",
+            *os.environ.get("CORE_CFLAGS", "").split(),
+        ],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
 ]

@@ -74,9 +74,12 @@ def decode_state(data: bytes) -> EngineState:
         raise SnapshotError(f"snapshot version {version} is not readable (expected {_VERSION})")
     if n_instruments < 0 or n_orders < 0:
         raise SnapshotError("snapshot header holds negative row counts")
-    size = _HEADER.size + n_instruments * INSTRUMENT_DTYPE.itemsize + n_orders * ORDER_DTYPE.itemsize
+    size = (
+        _HEADER.size + n_instruments * INSTRUMENT_DTYPE.itemsize + n_orders * ORDER_DTYPE.itemsize
+    )
     if len(data) != size + _CHECKSUM_BYTES:
-        raise SnapshotError(f"snapshot is {len(data)} bytes, its header says {size + _CHECKSUM_BYTES}")
+        expected = size + _CHECKSUM_BYTES
+        raise SnapshotError(f"snapshot is {len(data)} bytes, its header says {expected}")
     if _checksum(data[:size]) != data[size:]:
         raise SnapshotError("snapshot checksum does not match its contents")
     offset = _HEADER.size
