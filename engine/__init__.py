@@ -19,6 +19,7 @@ from engine._core import Engine
 from engine._dtypes import COMMAND_DTYPE, EVENT_DTYPE, INSTRUMENT_DTYPE, ORDER_DTYPE
 from engine._limits import EngineLimits
 from engine._snapshot import SnapshotError
+from engine.reference import ReferenceEngine
 
 __all__ = [
     "COMMAND_DTYPE",
@@ -33,6 +34,7 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "Reason",
+    "ReferenceEngine",
     "Side",
     "SnapshotError",
     "StpMode",

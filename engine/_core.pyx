@@ -1469,6 +1469,8 @@ cdef class Engine:
             if (o.price_ticks < ins.price_min_ticks or o.price_ticks > ins.price_max_ticks
                     or (o.price_ticks - ins.price_min_ticks) % ins.price_increment_ticks):
                 raise SnapshotError(f"snapshot order {o.order_id} is off its ladder")
+            if ins.order_count >= engine._orders_per_book_max:
+                raise SnapshotError(f"snapshot book {o.instrument_id} exceeds orders_per_book_max")
             engine._rest(ins, &o)
         engine._touched_count = 0
         engine._epoch += 1

@@ -86,6 +86,11 @@ def decode_state(data: bytes) -> EngineState:
     instruments = np.frombuffer(data, INSTRUMENT_DTYPE, n_instruments, offset).copy()
     offset += n_instruments * INSTRUMENT_DTYPE.itemsize
     orders = np.frombuffer(data, ORDER_DTYPE, n_orders, offset).copy()
+    # Counters must lie ahead of what they have handed out, or a restored engine would reuse ids.
+    if n_orders and int(orders["order_id"].max()) >= next_order_id:
+        raise SnapshotError("snapshot next_order_id is not above every resting order id")
+    if next_order_id < 1 or next_trade_id < 1 or seq < 0:
+        raise SnapshotError("snapshot counters are out of range")
     return EngineState(
         seq=seq,
         next_order_id=next_order_id,

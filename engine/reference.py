@@ -1195,6 +1195,10 @@ class ReferenceEngine:
                 or (order.price_ticks - book.price_min_ticks) % book.price_increment_ticks
             ):
                 raise SnapshotError(f"snapshot order {order.order_id} is off its price ladder")
+            if book.order_count >= engine.limits.orders_per_book_max:
+                raise SnapshotError(
+                    f"snapshot book {order.instrument_id} exceeds orders_per_book_max"
+                )
             engine._rest(book, order)
         engine._touched.clear()
         engine._seq = state.seq

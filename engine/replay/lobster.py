@@ -42,19 +42,20 @@ from time import monotonic_ns
 from typing import Any
 
 from engine._codes import EventKind, OrderType, Reason, Side, TimeInForce
+from engine.replay._common import (
+    DETAILS_MAX,
+    MAKER_ACCOUNT,
+    QUANTITY_MAX_LOTS,
+    TAKER_ACCOUNT,
+    EngineFactory,
+    ProgressFn,
+    ReplayInputError,
+    core_engine,
+)
 
-# Accounts: makers may share one (a LOBSTER book never crosses, so they never meet); the taker
-# of a replayed execution must be another, or self-trade prevention would stop the fill.
-MAKER_ACCOUNT = 1
-TAKER_ACCOUNT = 2
 SEED_ACCOUNT = 3  # synthetic orders for quantity whose orders the file never names
 
-# Largest order the instrument accepts: far above any real order, and small enough that
-# price x quantity stays inside int64 up to a band of $900,000 a share.
-QUANTITY_MAX_LOTS = 1_000_000_000
 CENT_TICKS = 100
-# Unexplained mismatches kept word for word in the report; the rest are only counted.
-DETAILS_MAX = 20
 # Events between two progress callbacks.
 PROGRESS_EVERY = 2048
 
@@ -73,14 +74,6 @@ HALT = 7
 # Plain ints: enum attribute lookups are slow on the per-event path.
 BUY, SELL = int(Side.BUY), int(Side.SELL)
 FILLED, CANCELLED = int(EventKind.FILLED), int(EventKind.CANCELLED)
-
-EngineFactory = Callable[[], Any]
-ProgressFn = Callable[[int, int], None]
-
-
-class ReplayInputError(ValueError):
-    """A replay input file is missing, unreadable or malformed; the message names the place."""
-
 
 # -- PARSING --
 
@@ -920,12 +913,6 @@ class _Replay:
         self._take(ts_ns, key, left, lambda order_id: True)
 
 
-def _core_engine() -> Any:
-    from engine._core import Engine
-
-    return Engine()
-
-
 def replay_lobster(
     message_path: str | Path,
     book_path: str | Path,
@@ -961,7 +948,7 @@ def replay_lobster(
         levels=levels,
         engine=engine_name,
     )
-    engine = (engine_factory or _core_engine)()
+    engine = (engine_factory or core_engine)()
     replay = _Replay(engine, report, levels, sweep_continuations(messages))
     increment = _price_increment(messages, rows)
     price_min, price_max = _price_band(messages, rows, increment, engine.limits.price_levels_max)

@@ -40,7 +40,7 @@ import zstandard
 
 from engine._codes import EventKind, OrderType, Reason, Side, TimeInForce
 from engine._snapshot import decode_state
-from engine.replay.lobster import (
+from engine.replay._common import (
     DETAILS_MAX,
     MAKER_ACCOUNT,
     QUANTITY_MAX_LOTS,
@@ -48,6 +48,7 @@ from engine.replay.lobster import (
     EngineFactory,
     ProgressFn,
     ReplayInputError,
+    core_engine,
 )
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -755,12 +756,6 @@ def _count(report: MboReport, record: Any) -> None:
         report.snapshot_records += 1
 
 
-def _core_engine() -> Any:
-    from engine._core import Engine
-
-    return Engine()
-
-
 def replay_mbo(
     path: str | Path,
     *,
@@ -790,7 +785,7 @@ def replay_mbo(
     path = Path(path)
     metadata, scans, total = _scan(path)
     report = MboReport(file=str(path), engine=engine_name, dataset=str(metadata.dataset))
-    engine = (engine_factory or _core_engine)()
+    engine = (engine_factory or core_engine)()
     symbols = _symbols(metadata)
     instruments = {
         dbn_id: _layout(

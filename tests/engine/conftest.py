@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from engine._core import Engine
 from engine._limits import EngineLimits
 from engine.reference import ReferenceEngine
 
@@ -35,10 +36,6 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-CORE_REQUIRED = False  # core is required once built
-
-BUILD_HINT = "build it with `.venv/bin/python setup.py build_ext --inplace`"
-
 # The standard test instrument: increments above 1 so that every 40xx check can be reached.
 # Valid prices 5, 10, ..., 1000; valid quantities 10, 15, 20, ... up to 1000; notional >= 500.
 STANDARD_INSTRUMENT: dict[str, int] = {
@@ -54,17 +51,6 @@ STANDARD_INSTRUMENT: dict[str, int] = {
 EngineFactory = Callable[..., Any]
 
 
-def core_engine_class() -> type:
-    """``engine._core.Engine``; skips the caller while the core is not built (see CORE_REQUIRED)."""
-    try:
-        from engine._core import Engine
-    except ImportError as error:
-        if CORE_REQUIRED:
-            raise
-        pytest.skip(f"engine._core is not built yet ({error}); {BUILD_HINT}")
-    return Engine
-
-
 def add_standard_instrument(engine: Any, instrument_id: int = 0, **overrides: int) -> None:
     """Add the standard test instrument (or a variant of it) and drain its OPEN event."""
     reason = engine.add_instrument(instrument_id, **{**STANDARD_INSTRUMENT, **overrides})
@@ -75,7 +61,7 @@ def add_standard_instrument(engine: Any, instrument_id: int = 0, **overrides: in
 @pytest.fixture(params=["reference", "core"])
 def make_engine(request: pytest.FixtureRequest) -> EngineFactory:
     """A factory ``make_engine(limits=None)`` of one implementation (both, by parametrization)."""
-    engine_class = ReferenceEngine if request.param == "reference" else core_engine_class()
+    engine_class = ReferenceEngine if request.param == "reference" else Engine
 
     def factory(limits: EngineLimits | None = None) -> Any:
         return engine_class(limits)
@@ -99,8 +85,8 @@ def standard_instrument() -> Callable[..., None]:
 
 @pytest.fixture(scope="session")
 def core_class() -> type:
-    """``engine._core.Engine`` (skips while it is not built, see CORE_REQUIRED)."""
-    return core_engine_class()
+    """``engine._core.Engine``, the compiled core."""
+    return Engine
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +97,7 @@ def peer_engine_class() -> type:
     """
     if os.environ.get("CLEARLINE_DIFF_PEER") == "reference":
         return ReferenceEngine
-    return core_engine_class()
+    return Engine
 
 
 @pytest.fixture

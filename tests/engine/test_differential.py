@@ -10,17 +10,20 @@ on two instruments with narrow price bands around a mid price, so books fill up 
 After every step the drained events (``tolist()``), the return values, bbo and depth must be
 equal, and every few steps the state hashes and open orders; one action swaps in the core
 restored from its own snapshot, another restores each from the other's snapshot. A second test
-feeds the same random batches through ``process`` on both. A failure prints the steps that
-reproduce it. CLEARLINE_DIFF_PEER=reference runs the reference against itself (to debug the
-strategies); HYPOTHESIS_PROFILE=long runs many more examples.
+feeds the same random batches through ``process`` on both; a third feeds seeded batches that
+grow books to about a thousand orders over a band of several ladder chunks. A failure prints the
+steps (or the seed) that reproduce it. CLEARLINE_DIFF_PEER=reference runs the reference against
+itself (to debug the strategies); HYPOTHESIS_PROFILE=long runs many more examples and seeds.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import hypothesis.strategies as st
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -152,7 +155,7 @@ def first_difference(actual: list[Any], expected: list[Any]) -> str:
 class DifferentialMachine(RuleBasedStateMachine):
     """The reference and the peer (the core) driven in lockstep."""
 
-    def __init__(self, peer_class: type) -> None:
+    def __init__(self, peer_class: Any) -> None:
         super().__init__()
         self.peer_class = peer_class
         self.reference, self.peer = new_pair(peer_class)
@@ -430,8 +433,12 @@ class DifferentialMachine(RuleBasedStateMachine):
                 assert self.peer.open_orders(account_id) == self.reference.open_orders(account_id)
 
 
-def test_core_agrees_with_reference(peer_engine_class: type) -> None:
-    run_state_machine_as_test(lambda: DifferentialMachine(peer_engine_class))
+def test_core_agrees_with_reference(peer_engine_class: Any) -> None:
+    class Machine(DifferentialMachine):
+        def __init__(self) -> None:
+            super().__init__(peer_engine_class)
+
+    run_state_machine_as_test(Machine)
 
 
 # -- BATCHES --
@@ -530,3 +537,119 @@ def test_batches_agree(peer_engine_class: type, batches: list[list[dict[str, int
         assert actual == expected, first_difference(actual, expected)
         assert peer.state_hash() == reference.state_hash()
     assert peer.drain_events().size == reference.drain_events().size == 0
+
+
+# -- LARGE SEEDED BOOKS --
+
+# Many orders, so that the core's id maps and pool grow, on a band of several 1,024-level ladder
+# chunks, so that the best-price search crosses chunk boundaries and empty chunks.
+LARGE_LIMITS = EngineLimits(
+    orders_max=3_000, orders_per_book_max=2_000, accounts_max=64, instruments_max=4,
+    price_levels_max=1 << 16,
+)  # fmt: skip
+WIDE_BAND = {
+    "price_increment_ticks": 1,
+    "quantity_increment_lots": 1,
+    "quantity_min_lots": 1,
+    "quantity_max_lots": 100,
+    "notional_min": 0,
+    "price_min_ticks": 1,
+    "price_max_ticks": 5_000,
+}
+# A failing seed reproduces alone with `-k "seeded_large_books and [7]"`.
+LARGE_SEEDS = range(20 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 3)
+# Where prices cluster: at ladder chunk edges (slot 1023 | 1024 is price 1024 | 1025) and far
+# apart, bids below 2,500 and asks above, so that the books grow and the best price often
+# jumps over empty chunks.
+BID_CENTRES = [40, 1_024, 1_025, 2_048, 2_049]
+ASK_CENTRES = [2_600, 3_072, 3_073, 4_096, 4_097, 4_990]
+
+
+def seeded_commands(
+    rng: np.random.Generator, count: int, ts_ns: int, resting: list[dict[str, int]]
+) -> np.ndarray:
+    """A seeded random mix of commands, mostly places that rest, over both bands.
+
+    Cancels and amends mostly name one of ``resting`` (the orders resting before the batch) as
+    its owner, so that books both grow to thousands of orders and keep changing.
+    """
+    commands = np.zeros(count, dtype=COMMAND_DTYPE)
+    for index in range(count):
+        ts_ns += int(rng.integers(0, 3))
+        row = commands[index]
+        row["ts_ns"] = ts_ns
+        roll = int(rng.integers(0, 1_000))
+        target = resting[int(rng.integers(0, len(resting)))] if resting else None
+        if roll < 650:
+            wide = rng.random() < 0.8
+            side = int(rng.integers(1, 3))
+            if wide:
+                centres = BID_CENTRES if side == Side.BUY else ASK_CENTRES
+                centre = centres[int(rng.integers(0, len(centres)))]
+                price_ticks = min(max(centre + int(rng.integers(-30, 31)), 1), 5_000)
+                if rng.random() < 0.04:  # through the other side: sweeps levels and chunks
+                    price_ticks = 5_000 - price_ticks + 1
+            else:
+                price_ticks = price_at(0, side, int(rng.integers(-1, 5)))
+            market = rng.random() < 0.03
+            time_in_force = int(rng.choice([1, 1, 1, 1, 2, 3, 4])) if not market else 2
+            row["kind"] = CommandKind.PLACE
+            row["instrument_id"] = 2 if wide else 0
+            row["account_id"] = int(rng.integers(0, 40))
+            row["client_order_id"] = int(rng.integers(0, 1_000))
+            row["side"] = side
+            row["price_ticks"] = price_ticks
+            row["quantity_lots"] = int(rng.integers(1, 40))
+            row["order_type"] = OrderType.MARKET if market else OrderType.LIMIT
+            row["time_in_force"] = time_in_force
+            row["expire_ts_ns"] = ts_ns + int(rng.integers(1, 3_000)) if time_in_force == 4 else 0
+            row["post_only"] = int(time_in_force in (1, 4) and rng.random() < 0.1)
+            row["stp_group"] = int(rng.integers(0, 4))
+            row["stp_mode"] = int(rng.integers(1, 5))
+        elif roll < 850:
+            row["kind"] = CommandKind.CANCEL if roll < 760 else CommandKind.AMEND
+            if target is not None and rng.random() < 0.9:
+                row["order_id"] = target["order_id"]
+                row["account_id"] = target["account_id"]
+            else:
+                row["order_id"] = int(rng.integers(1, 10_000))
+                row["account_id"] = int(rng.integers(0, 40))
+            if row["kind"] == CommandKind.AMEND:
+                price_ticks = (target or {}).get("price_ticks", 1_024) + int(rng.integers(-8, 9))
+                row["price_ticks"] = 0 if rng.random() < 0.5 else max(price_ticks, 1)
+                row["quantity_lots"] = int(rng.integers(1, 60))
+        elif roll < 853:
+            row["kind"] = CommandKind.MASS_CANCEL
+            row["account_id"] = int(rng.integers(0, 40))
+            row["instrument_id"] = int(rng.choice([-1, 0, 2]))
+        elif roll < 862:
+            row["kind"] = CommandKind.HALT
+            row["instrument_id"] = int(rng.choice([0, 2]))
+            row["cancel_resting"] = int(rng.random() < 0.1)
+        elif roll < 880:
+            row["kind"] = CommandKind.RESUME
+            row["instrument_id"] = int(rng.choice([0, 2]))
+        else:
+            row["kind"] = CommandKind.ADVANCE_TIME
+    return commands
+
+
+@pytest.mark.parametrize("seed", LARGE_SEEDS)
+def test_seeded_large_books_agree(peer_engine_class: Any, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    engines = (ReferenceEngine(LARGE_LIMITS), peer_engine_class(LARGE_LIMITS))
+    for engine in engines:
+        assert engine.add_instrument(0, **INSTRUMENTS[0]) == 0
+        assert engine.add_instrument(2, **WIDE_BAND) == 0
+    reference, peer = engines
+    assert peer.drain_events().tolist() == reference.drain_events().tolist()
+    for _batch in range(10):
+        resting = [order for a in range(40) for order in reference.open_orders(a)]
+        commands = seeded_commands(rng, 1_000, reference.now_ts_ns, resting)
+        expected = reference.process(commands).tolist()
+        actual = peer.process(commands).tolist()
+        assert actual == expected, f"seed {seed}: " + first_difference(actual, expected)
+        assert peer.state_hash() == reference.state_hash()
+        assert peer.check_invariants() and reference.check_invariants()
+        for instrument_id in (0, 2):
+            assert peer.depth(instrument_id, 10_000) == reference.depth(instrument_id, 10_000)

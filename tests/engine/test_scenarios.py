@@ -1485,10 +1485,10 @@ def test_snapshot_restore_gives_same_hash_and_behaviour(
 
 
 def test_snapshot_restores_into_the_other_implementation(
-    engine: Any, standard_instrument: Any, core_class: type
+    engine: Any, standard_instrument: Any, core_class: Any
 ) -> None:
     _rich_state(engine, standard_instrument)
-    other = core_class if isinstance(engine, ReferenceEngine) else ReferenceEngine
+    other: Any = core_class if isinstance(engine, ReferenceEngine) else ReferenceEngine
     restored = other.restore(engine.snapshot())
     assert restored.state_hash() == engine.state_hash()
     assert _follow_up(restored) == _follow_up(engine)
@@ -1715,3 +1715,20 @@ def test_per_call_arguments_outside_their_fields(engine: Any) -> None:
         with pytest.raises(OverflowError):
             call()
     assert engine.drain_events().size == 0
+
+
+def test_snapshot_that_would_reuse_ids_or_overfill_a_book_raises(
+    make_engine: Any, standard_instrument: Any
+) -> None:
+    """A restored engine must never hand out an id again, nor hold more than its limits allow."""
+    source = make_engine()
+    standard_instrument(source)
+    for client_order_id in (1, 2, 3):
+        assert source.place(TS, 0, 1, client_order_id, Side.BUY, 100, 10)
+    state = decode_state(source.snapshot())
+
+    stale = encode_state(dataclasses.replace(state, next_order_id=3))
+    with pytest.raises(SnapshotError, match="next_order_id"):
+        type(source).restore(stale)
+    with pytest.raises(SnapshotError, match="orders_per_book_max"):
+        type(source).restore(source.snapshot(), EngineLimits(orders_per_book_max=2))
