@@ -43,7 +43,8 @@ run: build
 	  $(DATA)/ESM4_glbx-mdp3_2024-05-08T00-00-00_2024-05-08T00-00-02.mbo.dbn.zst
 
 bench: build
-	$(PY) -m benchmarks.bench_book --json
+	$(PY) -m benchmarks.bench_book --json --chart benchmarks/results/bench_book.svg \
+	  > benchmarks/results/bench_book.json
 
 lint: build
 	$(VENV)/bin/ruff check .

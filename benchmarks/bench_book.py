@@ -50,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks import _liquibook_peer as peer
+from benchmarks._chart import render_svg
 from benchmarks._workload import (
     AMEND,
     INSTRUMENT,
@@ -643,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="throughput passes per contender, round-robin (best kept)",
     )
+    parser.add_argument("--chart", metavar="SVG", help="also draw the results into this file")
     args = parser.parse_args(argv)
     if args.ops < 1 or args.repeat < 1:
         parser.error("--ops and --repeat must be at least 1")
@@ -653,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
         liquibook_ops=args.liquibook_ops,
         repeat=args.repeat,
     )
+    if args.chart:
+        title = f"bench_book: {args.ops:,} commands, exchange-core mix (same stream, same run)"
+        Path(args.chart).write_text(render_svg(report, title))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
 
 from benchmarks import bench_book
+from benchmarks._chart import render_svg
 from benchmarks._workload import (
     AMEND,
     CANCEL,
@@ -140,3 +142,13 @@ def test_main_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None
     out = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in out["results"]] == NAMES
     assert out["workload"]["seed"] == 3
+
+
+def test_chart_draws_every_contender(report: dict[str, Any]) -> None:
+    svg = render_svg(report, "bench_book <test>")
+    root = ElementTree.fromstring(svg)  # well-formed XML, title escaped
+    texts = [element.text or "" for element in root.iter("{http://www.w3.org/2000/svg}text")]
+    for result in report["results"]:
+        assert result["name"] in texts
+        assert f"{result['ops_per_s']:,}/s" in texts
+        assert f"p99 {result['p99_ns']:,} ns" in texts
