@@ -120,18 +120,7 @@ def test_goog_level_1_full_day_shows_two_priority_inversions_in_the_data() -> No
     assert not report.ok
 
 
-@pytest.fixture
-def slow_selected(request: pytest.FixtureRequest) -> None:
-    """Skip unless slow tests were asked for (`make test-long`, or -m naming slow).
-
-    pyproject's addopts does not deselect `slow`, so without this `make test` would run them.
-    """
-    if "slow" not in request.config.getoption("markexpr", ""):
-        pytest.skip("slow: run with -m slow, or make test-long")
-
-
 @pytest.mark.slow
-@pytest.mark.usefixtures("slow_selected")
 @pytest.mark.parametrize("files", [AMZN, GOOG], ids=["AMZN", "GOOG"])
 def test_level_1_reference_engine_gives_the_same_figures(files: tuple[Path, Path]) -> None:
     core = replay_lobster(*files)
