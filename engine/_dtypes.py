@@ -94,4 +94,24 @@ ORDER_DTYPE = np.dtype(
     align=True,
 )
 
-__all__ = ["COMMAND_DTYPE", "EVENT_DTYPE", "INSTRUMENT_DTYPE", "ORDER_DTYPE"]
+# One double-entry move of money, written by the engine's risk stage (engine/risk.py): amount
+# leaves the debit account's bucket and enters the credit account's bucket of the same asset. A
+# bucket is the account's available (0) or held (1) amount. Account 0 is the outside world
+# (deposits and withdrawals), account 1 the exchange's fee income.
+TRANSFER_DTYPE = np.dtype(
+    [
+        ("amount_minor", "<i8"),
+        ("debit_account_id", "<i8"),
+        ("credit_account_id", "<i8"),
+        ("order_id", "<i8"),  # the order the money is held for or traded by; 0: none
+        ("trade_id", "<i8"),  # TRADE and FEE only
+        ("asset_id", "<i4"),
+        ("command_index", "<i4"),  # the causing command's position in its journal entry
+        ("kind", "u1"),  # TransferKind
+        ("debit_held", "u1"),
+        ("credit_held", "u1"),
+    ],
+    align=True,
+)
+
+__all__ = ["COMMAND_DTYPE", "EVENT_DTYPE", "INSTRUMENT_DTYPE", "ORDER_DTYPE", "TRANSFER_DTYPE"]

@@ -1,0 +1,337 @@
+"""What the engine reads from its journal and writes to NATS: msgspec Structs owned by the engine.
+
+Schema rules (so old consumers survive new producers): map encoding, unknown fields ignored, a
+new field always gets a default, a field is never renamed or retyped, a tag never reused.
+Commands are imperative (`PlaceOrder`), results past tense (`EventBatch` rows say what happened).
+
+The event rows of one journal entry travel as raw NumPy records (`EVENT_DTYPE`,
+`TRANSFER_DTYPE`) inside one map-encoded `EventBatch`: the entry's outcome costs one decode per
+batch instead of one Python object per event. `layout` names the record layout version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from engine._dtypes import EVENT_DTYPE, TRANSFER_DTYPE
+
+
+class _Message(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False
+):
+    pass
+
+
+# -- COMMANDS (journal entries carry a list of them) --
+
+
+class PlaceOrder(_Message, tag="place", kw_only=True):
+    account_id: int
+    instrument_id: int
+    client_order_id: int
+    side: int  # Side
+    order_type: int  # OrderType
+    time_in_force: int  # TimeInForce
+    price_ticks: int = 0  # 0 on a market order
+    quantity_lots: int
+    expire_ts_ns: int = 0
+    post_only: bool = False
+    stp_mode: int = 1  # StpMode.CANCEL_TAKER
+    stp_group: int = 0
+
+
+class CancelOrder(_Message, tag="cancel", kw_only=True):
+    account_id: int
+    order_id: int = 0  # 0: by client order id
+    client_order_id: int = 0
+
+
+class AmendOrder(_Message, tag="amend", kw_only=True):
+    account_id: int
+    order_id: int
+    price_ticks: int = 0  # 0 keeps the price
+    quantity_lots: int  # the new open quantity
+
+
+class MassCancel(_Message, tag="mass_cancel", kw_only=True):
+    account_id: int  # 0: every account (the risk desk's cancel-all)
+    instrument_id: int = -1  # -1: every instrument
+
+
+class HaltInstrument(_Message, tag="halt", kw_only=True):
+    instrument_id: int
+    cancel_resting: bool = False
+
+
+class ResumeInstrument(_Message, tag="resume", kw_only=True):
+    instrument_id: int
+
+
+class SetKillSwitch(_Message, tag="kill_switch", kw_only=True):
+    account_id: int
+    on: bool
+
+
+class SetRiskLimits(_Message, tag="risk_limits", kw_only=True):
+    """Limits of one account, or the defaults (account 0). 0 / absent: no limit."""
+
+    account_id: int
+    open_orders_max: int = 0
+    order_notional_max: dict[int, int] = {}  # quote asset id -> quote minor units
+    open_notional_max: dict[int, int] = {}
+
+
+class DefineAsset(_Message, tag="asset", kw_only=True):
+    asset_id: int
+    symbol: str
+    decimals: int  # minor units per unit = 10 ** decimals
+
+
+class DefineInstrument(_Message, tag="instrument", kw_only=True):
+    """A market. Prices are ticks of tick_size quote units; quantities lots of lot_size base units.
+
+    One lot at one tick is worth `quote_minor_per_tick_lot` quote minor units and one lot is
+    `base_minor_per_lot` base minor units: both must be whole numbers (checked when applied).
+    """
+
+    instrument_id: int
+    symbol: str
+    base_asset_id: int
+    quote_asset_id: int
+    tick_size: str  # decimal, quote units per base unit
+    lot_size: str  # decimal, base units
+    price_min_ticks: int
+    price_max_ticks: int
+    quantity_min_lots: int = 1
+    quantity_max_lots: int
+    notional_min: int = 0  # ticks x lots
+    taker_fee_bps: int = 0
+    maker_fee_bps: int = 0
+    jurisdictions_allowed: list[str] = []  # ISO 3166 alpha-2; empty: every jurisdiction
+
+
+class Deposit(_Message, tag="deposit", kw_only=True):
+    account_id: int
+    asset_id: int
+    amount_minor: int
+    deposit_id: str  # the custody reference; one deposit is credited once
+
+
+class HoldWithdrawal(_Message, tag="hold_withdrawal", kw_only=True):
+    account_id: int
+    asset_id: int
+    amount_minor: int
+    withdrawal_id: str
+
+
+class SettleWithdrawal(_Message, tag="settle_withdrawal", kw_only=True):
+    withdrawal_id: str  # the held amount leaves for the external account
+
+
+class ReleaseWithdrawal(_Message, tag="release_withdrawal", kw_only=True):
+    withdrawal_id: str  # the held amount goes back to available
+
+
+class AdvanceTime(_Message, tag="advance_time", kw_only=True):
+    """Moves sequenced time to the entry's ts_ns (expires GTD orders) when nothing else does."""
+
+
+Command = (
+    PlaceOrder
+    | CancelOrder
+    | AmendOrder
+    | MassCancel
+    | HaltInstrument
+    | ResumeInstrument
+    | SetKillSwitch
+    | SetRiskLimits
+    | DefineAsset
+    | DefineInstrument
+    | Deposit
+    | HoldWithdrawal
+    | SettleWithdrawal
+    | ReleaseWithdrawal
+    | AdvanceTime
+)
+
+
+class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One message of the journal: commands applied as one unit, in order.
+
+    `(origin, batch_id)` is the JetStream message id, so a sender that retries a publish after a
+    timeout cannot journal the same batch twice. ts_ns is stamped by the sender; the engine's
+    time is the running maximum of the ts_ns it has applied, so it never goes back.
+    """
+
+    origin: str  # who sent it: a gateway instance, clearctl via the gateway, the demo bootstrap
+    batch_id: int
+    ts_ns: int
+    commands: list[Command]
+    actor: str = ""  # the API key id behind an admin command, for the audit trail
+
+
+# -- RESULTS --
+
+
+class EventBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one journal entry caused, published once per entry with message id
+    `ev:{shard}:{journal_seq}`. Event rows' `command_index` is the command's position in the
+    entry; transfers are double-entry moves between balances (see TRANSFER_DTYPE)."""
+
+    shard: str
+    journal_seq: int
+    origin: str
+    batch_id: int
+    ts_ns: int
+    events: bytes
+    transfers: bytes = b""
+    layout: int = 1
+
+    def event_rows(self) -> npt.NDArray[Any]:
+        return np.frombuffer(self.events, dtype=EVENT_DTYPE)
+
+    def transfer_rows(self) -> npt.NDArray[Any]:
+        return np.frombuffer(self.transfers, dtype=TRANSFER_DTYPE)
+
+
+class BookLevel(msgspec.Struct, frozen=True, array_like=True):
+    """One side's level: new total (0: gone) and order count. Array-like: it is the bulk of
+    every market data message and its shape is fixed."""
+
+    side: int
+    price_ticks: int
+    quantity_lots: int
+    order_count: int
+
+
+class TradePrint(msgspec.Struct, frozen=True, array_like=True):
+    trade_id: int
+    price_ticks: int
+    quantity_lots: int
+    aggressor_side: int
+
+
+class MarketDataUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """One instrument's change from one journal entry, on subject `{prefix}.md.{shard}.{id}`.
+    `sequence` grows by one per update of the instrument; a gap means a missed update."""
+
+    instrument_id: int
+    sequence: int
+    ts_ns: int
+    journal_seq: int
+    levels: list[BookLevel] = []
+    trades: list[TradePrint] = []
+    status: int = 0  # InstrumentStatus when it changed, else 0
+
+
+# -- QUERIES (request/reply on `{prefix}.query.{shard}`, answered between journal entries) --
+
+
+class GetBalances(_Message, tag="balances", kw_only=True):
+    account_id: int
+
+
+class GetOpenOrders(_Message, tag="open_orders", kw_only=True):
+    account_id: int
+
+
+class GetOrder(_Message, tag="order", kw_only=True):
+    account_id: int
+    order_id: int = 0
+    client_order_id: int | None = None  # among the account's open orders
+
+
+class GetBook(_Message, tag="book", kw_only=True):
+    instrument_id: int
+    depth: int = 20
+
+
+class GetStatus(_Message, tag="status", kw_only=True):
+    with_state_hash: bool = False
+
+
+class GetRiskLimits(_Message, tag="limits", kw_only=True):
+    account_id: int
+
+
+class ListInstruments(_Message, tag="instruments", kw_only=True):
+    pass
+
+
+class TakeSnapshot(_Message, tag="snapshot", kw_only=True):
+    pass
+
+
+Query = (
+    GetBalances
+    | GetOpenOrders
+    | GetOrder
+    | GetBook
+    | GetStatus
+    | GetRiskLimits
+    | ListInstruments
+    | TakeSnapshot
+)
+
+
+class QueryReply(msgspec.Struct, frozen=True, kw_only=True):
+    """`ok` false: `error` says why (unknown account, order, instrument...); `result` is the
+    query's answer as plain data (dicts and lists of ints and strings)."""
+
+    ok: bool
+    journal_seq: int  # the answer is as of this journal entry
+    result: Any = None
+    error: str = ""
+
+
+# One encoder and decoder per process: building them is the expensive part.
+ENCODER = msgspec.msgpack.Encoder()
+JOURNAL_DECODER = msgspec.msgpack.Decoder(JournalEntry)
+EVENTS_DECODER = msgspec.msgpack.Decoder(EventBatch)
+MARKET_DATA_DECODER = msgspec.msgpack.Decoder(MarketDataUpdate)
+QUERY_DECODER = msgspec.msgpack.Decoder(Query)
+REPLY_DECODER = msgspec.msgpack.Decoder(QueryReply)
+
+__all__ = [
+    "ENCODER",
+    "EVENTS_DECODER",
+    "JOURNAL_DECODER",
+    "MARKET_DATA_DECODER",
+    "QUERY_DECODER",
+    "REPLY_DECODER",
+    "AdvanceTime",
+    "AmendOrder",
+    "BookLevel",
+    "CancelOrder",
+    "Command",
+    "DefineAsset",
+    "DefineInstrument",
+    "Deposit",
+    "EventBatch",
+    "GetBalances",
+    "GetBook",
+    "GetOpenOrders",
+    "GetOrder",
+    "GetRiskLimits",
+    "GetStatus",
+    "HaltInstrument",
+    "HoldWithdrawal",
+    "JournalEntry",
+    "ListInstruments",
+    "MarketDataUpdate",
+    "MassCancel",
+    "PlaceOrder",
+    "Query",
+    "QueryReply",
+    "ReleaseWithdrawal",
+    "ResumeInstrument",
+    "SetKillSwitch",
+    "SetRiskLimits",
+    "SettleWithdrawal",
+    "TakeSnapshot",
+    "TradePrint",
+]

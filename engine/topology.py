@@ -1,0 +1,53 @@
+"""Names of the NATS streams, subjects and buckets of one engine shard.
+
+Everything is derived from a prefix and a shard name, so tests (and side-by-side deployments)
+isolate themselves by choosing their own prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topology:
+    prefix: str = "cl"
+    shard: str = "0"
+
+    @property
+    def journal_stream(self) -> str:
+        return f"{self.prefix}_journal_{self.shard}".upper()
+
+    @property
+    def journal_subject(self) -> str:
+        return f"{self.prefix}.journal.{self.shard}"
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self.prefix}_events_{self.shard}".upper()
+
+    @property
+    def events_subject(self) -> str:
+        return f"{self.prefix}.events.{self.shard}"
+
+    def market_data_subject(self, instrument_id: int | str = "*") -> str:
+        return f"{self.prefix}.md.{self.shard}.{instrument_id}"
+
+    @property
+    def query_subject(self) -> str:
+        return f"{self.prefix}.query.{self.shard}"
+
+    @property
+    def instruments_changed_subject(self) -> str:
+        return f"{self.prefix}.instruments.{self.shard}"
+
+    @property
+    def customer_state_bucket(self) -> str:
+        """JetStream key-value bucket: compliance's view of each customer (gateway/checks)."""
+        return f"{self.prefix}_customer_state".upper()
+
+    def event_message_id(self, journal_seq: int) -> str:
+        return f"ev:{self.shard}:{journal_seq}"
+
+
+__all__ = ["Topology"]
