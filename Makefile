@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORE := engine/_core.pyx engine/_core.pxd engine/_codes.py setup.py
 DATA := ../shared/data/market
 
-.PHONY: all install build test test-long run bench lint clean
+.PHONY: all install build test test-long run replay proto bench lint clean
 
 all: build
 
@@ -34,13 +34,22 @@ test: build
 test-long: build
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m "slow or not slow"
 
-# The main job until the gateway lands: replay real market data through the engine.
+# The main job: the whole exchange on this machine (private NATS and PostgreSQL unless NATS_URL /
+# DATABASE_URL are set), resumable from .clearline/. Ctrl-C stops it.
 run: build
+	$(VENV)/bin/clearline run
+
+# Real market data through the matching engine, checked against the exchange's own book.
+replay: build
 	$(VENV)/bin/clearline replay lobster \
 	  $(DATA)/AAPL_2012-06-21_34200000_57600000_message_10.first999.csv \
 	  $(DATA)/AAPL_2012-06-21_34200000_57600000_orderbook_10.first999.csv
 	$(VENV)/bin/clearline replay mbo \
 	  $(DATA)/ESM4_glbx-mdp3_2024-05-08T00-00-00_2024-05-08T00-00-02.mbo.dbn.zst
+
+# Regenerate code from proto/ (a test fails when it is stale).
+proto: $(STAMP)
+	$(PY) proto/generate.py
 
 bench: build
 	$(PY) -m benchmarks.bench_book --json --chart benchmarks/results/bench_book.svg \
@@ -49,7 +58,7 @@ bench: build
 lint: build
 	$(VENV)/bin/ruff check .
 	PATH=$(VENV)/bin:$$PATH cython-lint --max-line-length 100 engine/*.pyx engine/*.pxd
-	$(VENV)/bin/mypy engine benchmarks
+	$(VENV)/bin/mypy engine gateway compliance benchmarks
 
 clean:
 	rm -rf build engine/_core.c engine/_core*.so engine/_core.so.stamp engine/_codes.pxi

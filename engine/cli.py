@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from time import monotonic_ns
 from typing import Any, TextIO
 
@@ -87,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
             default="core",
             help="engine implementation (default: core)",
         )
+    run = commands.add_parser(
+        "run", help="run the whole exchange on this machine (servers, engine, gateway)"
+    )
+    run.add_argument("--data-dir", type=Path, default=Path(".clearline"), help="default .clearline")
+    run.add_argument("--listen", default="127.0.0.1:50051", help="gRPC address (port 0: any)")
+    run.add_argument("--metrics-port", type=int, default=0, help="HTTP /metrics (0: any)")
+    demo = commands.add_parser(
+        "demo", help="trade against a running exchange with market makers and takers"
+    )
+    demo.add_argument("--config", type=Path, help="client config (default: as clearctl finds it)")
+    demo.add_argument("--duration-s", type=int, default=0, help="stop after this long (0: Ctrl-C)")
+    demo.add_argument("--rate", type=int, default=200, help="taker orders per second")
     return parser
 
 
@@ -111,6 +124,15 @@ def _replay(args: argparse.Namespace) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from gateway.exchange import RunOptions
+        from gateway.exchange import main as run_main
+
+        return run_main(RunOptions(args.data_dir, args.listen, args.metrics_port))
+    if args.command == "demo":
+        from gateway.demo import main as demo_main
+
+        return demo_main(args.config, args.duration_s, args.rate)
     try:
         report = _replay(args)
     except ReplayInputError as error:

@@ -22,6 +22,7 @@ Run boundaries depend only on the entry's contents, never on timing, so replay r
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -114,9 +115,12 @@ def _fits64(*values: int) -> bool:
 class Shard:
     """The state of one engine shard: the matching core plus the risk stage."""
 
-    def __init__(self, name: str = "0", limits: EngineLimits | None = None) -> None:
+    def __init__(
+        self, name: str = "0", limits: EngineLimits | None = None, core_class: Any = Engine
+    ) -> None:
+        # core_class: the matching core, Engine or a book with its API (the tests' reference).
         self.name = name
-        self.core = Engine(limits)
+        self.core = core_class(limits)
         self.risk = RiskStage()
         self.journal_seq = 0
         self.ts_ns = 0
@@ -198,10 +202,14 @@ class Shard:
 
     def _to_core(self, index: int, row: tuple[int, ...], pending: Any = None) -> bool:
         """Queue a core command; a row whose fields do not fit the record is rejected here."""
+        wide, narrow, small = row[:7], row[7:9], row[9:]
         if not (
-            _fits64(*row[:7])
-            and all(-INT32_MAX <= v <= INT32_MAX for v in row[7:9])
-            and all(0 <= v <= 255 for v in row[9:])
+            -INT64_MAX <= min(wide)
+            and max(wide) <= INT64_MAX
+            and -INT32_MAX <= min(narrow)
+            and max(narrow) <= INT32_MAX
+            and 0 <= min(small)
+            and max(small) <= 255
         ):
             self._event(index, EventKind.REJECTED, Reason.command_must_be_well_formed)
             return False
@@ -669,7 +677,9 @@ class Shard:
         return hashlib.blake2b(payload, digest_size=32).hexdigest()
 
     @classmethod
-    def restore(cls, data: bytes, limits: EngineLimits | None = None) -> Shard:
+    def restore(
+        cls, data: bytes, limits: EngineLimits | None = None, core_class: Any = Engine
+    ) -> Shard:
         head = len(SNAPSHOT_MAGIC) + 32
         if len(data) < head or not data.startswith(SNAPSHOT_MAGIC):
             raise SnapshotCorrupt("not a shard snapshot, or truncated")
@@ -677,8 +687,8 @@ class Shard:
         if hashlib.blake2b(payload, digest_size=32).digest() != digest:
             raise SnapshotCorrupt("snapshot checksum mismatch")
         state = _STATE_DECODER.decode(payload)
-        shard = cls(state.name, limits)
-        shard.core = Engine.restore(state.core, limits)
+        shard = cls(state.name, limits, core_class)
+        shard.core = core_class.restore(state.core, limits)
         shard.journal_seq, shard.ts_ns = state.journal_seq, state.ts_ns
         shard.assets = {a.asset_id: a for a in state.assets}
         for d in state.instruments:
@@ -700,7 +710,7 @@ class Shard:
         risk.kill_switched = set(state.kill_switched)
         risk.withdrawals = {w: (a, s, m) for w, a, s, m in state.withdrawals}
         risk.deposits_credited = set(state.deposits_credited)
-        risk.terminal = {oid: (a, s, r) for oid, a, s, r in state.terminal}
+        risk.terminal = OrderedDict((oid, (a, s, r)) for oid, a, s, r in state.terminal)
         return shard
 
     def check_invariants(self) -> None:

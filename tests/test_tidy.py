@@ -5,6 +5,7 @@ Method: read the source tree and the compiled core; no engine behaviour is exerc
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from engine import _core
 ROOT = Path(__file__).resolve().parents[1]
 # Packages whose money and quantity paths must stay integer.
 INTEGER_PACKAGES = ["engine", "ledger", "custody"]
-FLOAT_WORDS = re.compile(r"\b(float|double|float32|float64)\b")
+FLOAT_WORDS = re.compile(r"\b(float|float32|float64)\b|\bdouble\b(?!-)")  # not "double-entry"
 # Process shells around the deterministic code: they pass money through as encoded bytes and
 # use floats only for timeouts in seconds, as asyncio and nats-py take them.
 IO_SHELLS = {"engine/loop.py", "engine/journal.py", "engine/servers.py"}
@@ -51,3 +52,12 @@ def test_every_limit_has_a_reason_comment() -> None:
     for number, line in enumerate(lines):
         if re.match(r"^\w+_max = ", line):
             assert lines[number - 1].startswith("#"), f"limit without a reason: {line}"
+
+
+def test_generated_code_is_fresh() -> None:
+    """gateway/_proto and engine/_codes.py are what proto/generate.py makes of proto/ now."""
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "proto" / "generate.py")
+    assert spec and spec.loader
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    assert generate.check() == [], "generated code is stale: run `make proto`"

@@ -1,0 +1,282 @@
+"""`clearline run`: the whole exchange on one machine, resumable from its data folder.
+
+1. Servers: NATS (JetStream) and PostgreSQL from NATS_URL / DATABASE_URL, or private ones
+   started in `<data>/servers` (engine/servers.py).
+2. The engine: one process per shard (`python -m engine.loop`), restarted if it dies; it
+   replays its journal from the newest snapshot, so a restart loses nothing.
+3. First start only: the demo market and funded demo accounts are journaled, and API keys are
+   created (stored hashed) and written to `<data>/client.json` for clearctl and the demo.
+4. Compliance state of the demo customers is published (and refreshed) so orders pass the
+   pre-trade checks.
+5. The gateway: gRPC on the given address, metrics over HTTP.
+
+Ctrl-C stops the gateway, then the engine (which snapshots), then the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import psycopg
+
+from compliance.customer_state import CustomerState, ensure_bucket, publish_customer_state
+from engine._codes import Role
+from engine.journal import EngineClient, new_origin
+from engine.markets import funding_commands, market_commands
+from engine.messages import ListInstruments
+from engine.servers import database_server, nats_server
+from engine.topology import Topology
+from gateway import client_config
+from gateway.auth import create_api_key, ensure_schema
+
+log = logging.getLogger("clearline.run")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The demo's people: key name -> (account id, role). Accounts 0 and 1 belong to the exchange
+# (the outside world and fee income), so customers start at 1001.
+DEMO_KEYS: dict[str, tuple[int, Role]] = {
+    "admin": (0, Role.ADMIN),
+    "risk-officer": (0, Role.RISK_OFFICER),
+    "compliance-officer": (0, Role.COMPLIANCE_OFFICER),
+    "maker-1": (1001, Role.MARKET_MAKER),
+    "maker-2": (1002, Role.MARKET_MAKER),
+    "taker-1": (2001, Role.TRADER),
+    "taker-2": (2002, Role.TRADER),
+    "taker-3": (2003, Role.TRADER),
+    "taker-4": (2004, Role.TRADER),
+}
+# Re-confirm the demo customers' state this often: well inside the gateway's freshness limit.
+customer_state_refresh_s = 3600.0
+# A crashed engine is restarted after this pause (a crash loop must not spin a core).
+engine_restart_pause_s = 1.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    data_dir: Path
+    listen: str = "127.0.0.1:50051"
+    metrics_port: int = 0
+    prefix: str = "cl"
+    shard: str = "0"
+
+
+def trading_accounts() -> list[int]:
+    return sorted({account for account, role in DEMO_KEYS.values() if account > 1})
+
+
+class EngineSupervisor:
+    """Keeps one engine process running; a crash is logged and the engine started again."""
+
+    def __init__(self, nats_url: str, topology: Topology, data_dir: Path) -> None:
+        self.args = [
+            sys.executable, "-m", "engine.loop", "--nats-url", nats_url, "--data-dir",
+            str(data_dir), "--prefix", topology.prefix, "--shard", topology.shard,
+        ]  # fmt: skip
+        self.log_path = data_dir / f"engine-{topology.shard}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._stopping = False
+
+    def start(self) -> None:
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            self.args, cwd=ROOT, stdout=log_file, stderr=log_file, start_new_session=True
+        )
+        log_file.close()
+
+    async def watch(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(0.2)
+            if self.process is not None and self.process.poll() is not None and not self._stopping:
+                self.restarts += 1
+                log.error(
+                    "engine exited with %s; restarting (see %s)",
+                    self.process.returncode,
+                    self.log_path,
+                )
+                await asyncio.sleep(engine_restart_pause_s)
+                self.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)  # the engine snapshots on the way out
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+async def provision_keys(database_url: str, config_path: Path) -> dict[str, str]:
+    """The demo keys: created once, then read back from the client config."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await ensure_schema(conn)
+        if config_path.exists():
+            existing = client_config.load(config_path)
+            if existing.keys:
+                return dict(existing.keys)
+        keys = {}
+        for name, (account, role) in DEMO_KEYS.items():
+            keys[name] = await create_api_key(conn, account, role, f"demo {name}")
+        return keys
+
+
+async def bootstrap_market(client: EngineClient) -> bool:
+    """Journal the demo market and funding unless the engine already has instruments."""
+    for _ in range(600):
+        with contextlib.suppress(Exception):
+            reply = await client.query(ListInstruments(), timeout_s=1.0)
+            if reply.result["instruments"]:
+                return False
+            break
+        await asyncio.sleep(0.1)
+    await client.submit(
+        [*market_commands(), *funding_commands(trading_accounts())], actor="clearline-run"
+    )
+    return True
+
+
+async def publish_demo_customers(js: object, topology: Topology) -> None:
+    await ensure_bucket(js, topology)  # type: ignore[arg-type]
+    for account in trading_accounts():
+        state = CustomerState(
+            account_id=account,
+            kyc_verified=True,
+            frozen=False,
+            sanctioned=False,
+            jurisdiction="DE",
+            risk_level="low",
+            as_of_ns=time.time_ns(),
+        )
+        await publish_customer_state(js, topology, state)  # type: ignore[arg-type]
+
+
+async def run_exchange(options: RunOptions, stop: asyncio.Event) -> None:
+    from gateway.server import GatewayConfig, start_gateway  # the heavy imports, here only
+
+    data_dir = options.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    topology = Topology(options.prefix, options.shard)
+    config_path = data_dir / client_config.FILE_NAME
+    servers_dir = data_dir / "servers"
+    with nats_server(servers_dir) as nats_url, database_server(servers_dir) as database_url:
+        keys = await provision_keys(database_url, config_path)
+        engine = EngineSupervisor(nats_url, topology, data_dir)
+        engine.start()
+        watcher = asyncio.create_task(engine.watch())
+        nc = await nats.connect(nats_url, max_reconnect_attempts=-1)
+        client = EngineClient(nc, topology, new_origin("run"))
+        await client.start()
+        gateway = None
+        try:
+            fresh = await bootstrap_market(client)
+            await publish_demo_customers(nc.jetstream(), topology)
+            gateway = await start_gateway(
+                GatewayConfig(
+                    nats_url=nats_url,
+                    database_url=database_url,
+                    topology=topology,
+                    listen=options.listen,
+                    metrics_port=options.metrics_port,
+                )
+            )
+            address = f"{options.listen.rsplit(':', 1)[0]}:{gateway.port}"
+            metrics_url = f"http://127.0.0.1:{gateway.metrics_port}/metrics"
+            client_config.save(
+                client_config.ClientConfig(
+                    gateway=address,
+                    api_key=keys["admin"],
+                    metrics_url=metrics_url,
+                    keys=keys,
+                    accounts={name: account for name, (account, _) in DEMO_KEYS.items()},
+                ),
+                config_path,
+            )
+            print_banner(address, metrics_url, nats_url, database_url, config_path, keys, fresh)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), customer_state_refresh_s)
+                if not stop.is_set():
+                    await publish_demo_customers(nc.jetstream(), topology)
+        finally:
+            print("stopping: gateway, engine, servers ...", flush=True)
+            if gateway is not None:
+                await gateway.stop()
+            watcher.cancel()
+            engine.stop()
+            with contextlib.suppress(Exception):
+                await client.close()
+    print("stopped; `make run` again resumes from the journal.", flush=True)
+
+
+def _redact(url: str) -> str:
+    """A server URL without its password, for the banner."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+def print_banner(
+    address: str,
+    metrics_url: str,
+    nats_url: str,
+    database_url: str,
+    config_path: Path,
+    keys: dict[str, str],
+    fresh: bool,
+) -> None:
+    lines = [
+        "",
+        "Clearline is running" + (" (demo market created)" if fresh else " (resumed)"),
+        f"  gateway (gRPC)  {address}",
+        f"  metrics         {metrics_url}",
+        f"  NATS            {_redact(nats_url)}",
+        f"  PostgreSQL      {_redact(database_url)}",
+        f"  client config   {config_path}  (clearctl and `clearline demo` read it)",
+        "  API keys (demo accounts):",
+    ]
+    for name, key in keys.items():
+        account, role = DEMO_KEYS.get(name, (0, Role.TRADER))
+        lines.append(f"    {name:<20} account {account:<6} {role.name:<19} {key}")
+    lines += [
+        "",
+        "Try:  .venv/bin/clearctl status      .venv/bin/clearline demo",
+        "Ctrl-C stops everything.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main(options: RunOptions) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_exchange(options, stop)
+
+    import uvloop
+
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    uvloop.run(run())
+    return 0
+
+
+__all__ = ["DEMO_KEYS", "EngineSupervisor", "RunOptions", "main", "run_exchange"]
