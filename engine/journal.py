@@ -40,6 +40,9 @@ journal_duplicate_window_s = 120
 events_duplicate_window_s = 600
 # A reply that takes longer than this means the engine is down or far behind.
 reply_timeout_s = 10.0
+# An outcome not seen on the events subject this long after its entry was journaled is looked
+# up in the events stream: core NATS delivery is at most once, and a reconnect loses messages.
+missed_outcome_s = 1.0
 
 
 async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
@@ -63,10 +66,18 @@ async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
         ),
     ]
     for config in wanted:
+        assert config.name is not None
         try:
             await js.stream_info(config.name)
         except NotFoundError:
             await js.add_stream(config)
+
+
+class _Delivered:
+    """A stream message handed to the subscription callback as if it had arrived there."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 def new_origin(kind: str) -> str:
@@ -89,6 +100,8 @@ class EngineClient:
         self.origin = origin
         self._batch_ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[EventBatch]] = {}
+        self._journaled: dict[int, tuple[int, float]] = {}  # batch id -> (journal seq, when)
+        self._recovery: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[EventBatch], Any]] = []
         self._subscription: Any = None
 
@@ -104,8 +117,29 @@ class EngineClient:
         self._subscription = await self.nc.subscribe(
             self.topology.events_subject, cb=self._on_events, pending_msgs_limit=1_000_000
         )
+        self._recovery = asyncio.create_task(self._recover_missed())
+
+    async def _recover_missed(self) -> None:
+        """Read outcomes the subscription missed from the events stream, where the engine puts
+        entry k's EventBatch at position k."""
+        while True:
+            await asyncio.sleep(missed_outcome_s)
+            overdue = time.monotonic() - missed_outcome_s
+            for batch_id, (journal_seq, when) in list(self._journaled.items()):
+                if when > overdue or batch_id not in self._pending:
+                    continue
+                try:
+                    msg = await self.js.get_msg(self.topology.events_stream, seq=journal_seq)
+                except Exception:
+                    continue  # not published yet (engine behind or down): try again later
+                data = msg.data or b""
+                batch = EVENTS_DECODER.decode(data)
+                if batch.origin == self.origin and batch.batch_id == batch_id:
+                    await self._on_events(_Delivered(data))
 
     async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
         if self._subscription is not None:
             await self._subscription.unsubscribe()
         await self.nc.drain()
@@ -139,7 +173,7 @@ class EngineClient:
         future: asyncio.Future[EventBatch] = asyncio.get_running_loop().create_future()
         self._pending[batch_id] = future
         # A caller that stops waiting (timeout, disconnect) must not leave its entry behind.
-        future.add_done_callback(lambda _: self._pending.pop(batch_id, None))
+        future.add_done_callback(lambda _: self._forget(batch_id))
         try:
             ack = await self.js.publish(
                 self.topology.journal_subject,
@@ -149,7 +183,13 @@ class EngineClient:
         except BaseException:
             self._pending.pop(batch_id, None)
             raise
+        if batch_id in self._pending:
+            self._journaled[batch_id] = (ack.seq, time.monotonic())
         return ack.seq, future
+
+    def _forget(self, batch_id: int) -> None:
+        self._pending.pop(batch_id, None)
+        self._journaled.pop(batch_id, None)
 
     async def submit(
         self,

@@ -66,6 +66,8 @@ snapshots_kept_max = 3
 # With no entry for this long the engine journals an AdvanceTime, so GTD orders expire on a
 # quiet book (time only moves through the journal).
 idle_tick_s = 1.0
+# With no ticks, how long a quiet consumer waits before checking it is not stuck.
+quiet_s = 1.0
 # An event publish not acknowledged in this long is sent again (the message id dedupes it).
 publish_ack_timeout_s = 5.0
 
@@ -112,6 +114,18 @@ class EngineLoop:
         await ensure_streams(self._js, self.topology)
         self.published_through = await self._last_published()
         await self._nc.subscribe(self.topology.query_subject, cb=self._on_query)
+        await self._subscribe()
+        log.info(
+            "engine %s consuming from journal entry %d (events published through %d)",
+            self.topology.shard,
+            self.shard.journal_seq + 1,
+            self.published_through,
+        )
+        self._task = asyncio.create_task(self._run())
+        self.ready.set()
+
+    async def _subscribe(self) -> None:
+        """An ordered consumer of the journal from the entry after the last one applied."""
         self._sub = await self._js.subscribe(
             self.topology.journal_subject,
             ordered_consumer=True,
@@ -122,14 +136,30 @@ class EngineLoop:
             pending_msgs_limit=1_000_000,
             pending_bytes_limit=1 << 30,
         )
-        log.info(
-            "engine %s consuming from journal entry %d (events published through %d)",
-            self.topology.shard,
-            self.shard.journal_seq + 1,
-            self.published_through,
+
+    async def _resubscribe_if_behind(self) -> None:
+        """After a quiet spell, make sure the consumer is not stuck behind the journal.
+
+        nats-py recreates an ordered consumer after a reconnect, but a recreate that itself
+        times out (the server still starting) leaves the subscription silent for good; the
+        engine then starts a consumer of its own from the entry it needs next.
+        """
+        try:
+            info = await self._js.stream_info(self.topology.journal_stream)
+        except Exception:
+            return  # the server is away: try again after the next quiet spell
+        self.journal_seq_last = max(self.journal_seq_last, info.state.last_seq)
+        if info.state.last_seq <= self.shard.journal_seq:
+            return
+        log.warning(
+            "journal consumer at %d behind the journal (%d); subscribing again",
+            self.shard.journal_seq,
+            info.state.last_seq,
         )
-        self._task = asyncio.create_task(self._run())
-        self.ready.set()
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await self._subscribe()
 
     async def stop(self, *, snapshot: bool = True) -> None:
         self._stopping = True
@@ -155,10 +185,16 @@ class EngineLoop:
         last_snapshot = time.monotonic()
         while not self._stopping:
             try:
-                msg = await self._sub.next_msg(timeout=self.tick_s if self.tick_s > 0 else 3600)
+                msg = await self._sub.next_msg(timeout=self.tick_s if self.tick_s > 0 else quiet_s)
             except (TimeoutError, nats.errors.TimeoutError):
                 if self.tick_s > 0:
                     await self._tick()
+                await self._check_publishes()
+                await self._resubscribe_if_behind()
+                continue
+            except nats.errors.ConnectionClosedError:
+                await asyncio.sleep(quiet_s)
+                await self._resubscribe_if_behind()
                 continue
             seq = msg.metadata.sequence.stream
             self.journal_seq_last = max(self.journal_seq_last, seq + msg.metadata.num_pending)

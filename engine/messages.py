@@ -29,7 +29,7 @@ class _Message(
 # -- COMMANDS (journal entries carry a list of them) --
 
 
-class PlaceOrder(_Message, tag="place", kw_only=True):
+class PlaceOrder(_Message, tag="place", frozen=True, kw_only=True):
     account_id: int
     instrument_id: int
     client_order_id: int
@@ -44,39 +44,39 @@ class PlaceOrder(_Message, tag="place", kw_only=True):
     stp_group: int = 0
 
 
-class CancelOrder(_Message, tag="cancel", kw_only=True):
+class CancelOrder(_Message, tag="cancel", frozen=True, kw_only=True):
     account_id: int
     order_id: int = 0  # 0: by client order id
     client_order_id: int = 0
 
 
-class AmendOrder(_Message, tag="amend", kw_only=True):
+class AmendOrder(_Message, tag="amend", frozen=True, kw_only=True):
     account_id: int
     order_id: int
     price_ticks: int = 0  # 0 keeps the price
     quantity_lots: int  # the new open quantity
 
 
-class MassCancel(_Message, tag="mass_cancel", kw_only=True):
+class MassCancel(_Message, tag="mass_cancel", frozen=True, kw_only=True):
     account_id: int  # 0: every account (the risk desk's cancel-all)
     instrument_id: int = -1  # -1: every instrument
 
 
-class HaltInstrument(_Message, tag="halt", kw_only=True):
+class HaltInstrument(_Message, tag="halt", frozen=True, kw_only=True):
     instrument_id: int
     cancel_resting: bool = False
 
 
-class ResumeInstrument(_Message, tag="resume", kw_only=True):
+class ResumeInstrument(_Message, tag="resume", frozen=True, kw_only=True):
     instrument_id: int
 
 
-class SetKillSwitch(_Message, tag="kill_switch", kw_only=True):
+class SetKillSwitch(_Message, tag="kill_switch", frozen=True, kw_only=True):
     account_id: int
     on: bool
 
 
-class SetRiskLimits(_Message, tag="risk_limits", kw_only=True):
+class SetRiskLimits(_Message, tag="risk_limits", frozen=True, kw_only=True):
     """Limits of one account, or the defaults (account 0). 0 / absent: no limit."""
 
     account_id: int
@@ -85,13 +85,13 @@ class SetRiskLimits(_Message, tag="risk_limits", kw_only=True):
     open_notional_max: dict[int, int] = {}
 
 
-class DefineAsset(_Message, tag="asset", kw_only=True):
+class DefineAsset(_Message, tag="asset", frozen=True, kw_only=True):
     asset_id: int
     symbol: str
     decimals: int  # minor units per unit = 10 ** decimals
 
 
-class DefineInstrument(_Message, tag="instrument", kw_only=True):
+class DefineInstrument(_Message, tag="instrument", frozen=True, kw_only=True):
     """A market. Prices are ticks of tick_size quote units; quantities lots of lot_size base units.
 
     One lot at one tick is worth `quote_minor_per_tick_lot` quote minor units and one lot is
@@ -114,29 +114,29 @@ class DefineInstrument(_Message, tag="instrument", kw_only=True):
     jurisdictions_allowed: list[str] = []  # ISO 3166 alpha-2; empty: every jurisdiction
 
 
-class Deposit(_Message, tag="deposit", kw_only=True):
+class Deposit(_Message, tag="deposit", frozen=True, kw_only=True):
     account_id: int
     asset_id: int
     amount_minor: int
     deposit_id: str  # the custody reference; one deposit is credited once
 
 
-class HoldWithdrawal(_Message, tag="hold_withdrawal", kw_only=True):
+class HoldWithdrawal(_Message, tag="hold_withdrawal", frozen=True, kw_only=True):
     account_id: int
     asset_id: int
     amount_minor: int
     withdrawal_id: str
 
 
-class SettleWithdrawal(_Message, tag="settle_withdrawal", kw_only=True):
+class SettleWithdrawal(_Message, tag="settle_withdrawal", frozen=True, kw_only=True):
     withdrawal_id: str  # the held amount leaves for the external account
 
 
-class ReleaseWithdrawal(_Message, tag="release_withdrawal", kw_only=True):
+class ReleaseWithdrawal(_Message, tag="release_withdrawal", frozen=True, kw_only=True):
     withdrawal_id: str  # the held amount goes back to available
 
 
-class AdvanceTime(_Message, tag="advance_time", kw_only=True):
+class AdvanceTime(_Message, tag="advance_time", frozen=True, kw_only=True):
     """Moves sequenced time to the entry's ts_ns (expires GTD orders) when nothing else does."""
 
 
@@ -231,38 +231,38 @@ class MarketDataUpdate(msgspec.Struct, frozen=True, kw_only=True):
 # -- QUERIES (request/reply on `{prefix}.query.{shard}`, answered between journal entries) --
 
 
-class GetBalances(_Message, tag="balances", kw_only=True):
+class GetBalances(_Message, tag="balances", frozen=True, kw_only=True):
     account_id: int
 
 
-class GetOpenOrders(_Message, tag="open_orders", kw_only=True):
+class GetOpenOrders(_Message, tag="open_orders", frozen=True, kw_only=True):
     account_id: int
 
 
-class GetOrder(_Message, tag="order", kw_only=True):
+class GetOrder(_Message, tag="order", frozen=True, kw_only=True):
     account_id: int
     order_id: int = 0
     client_order_id: int | None = None  # among the account's open orders
 
 
-class GetBook(_Message, tag="book", kw_only=True):
+class GetBook(_Message, tag="book", frozen=True, kw_only=True):
     instrument_id: int
     depth: int = 20
 
 
-class GetStatus(_Message, tag="status", kw_only=True):
+class GetStatus(_Message, tag="status", frozen=True, kw_only=True):
     with_state_hash: bool = False
 
 
-class GetRiskLimits(_Message, tag="limits", kw_only=True):
+class GetRiskLimits(_Message, tag="limits", frozen=True, kw_only=True):
     account_id: int
 
 
-class ListInstruments(_Message, tag="instruments", kw_only=True):
+class ListInstruments(_Message, tag="instruments", frozen=True, kw_only=True):
     pass
 
 
-class TakeSnapshot(_Message, tag="snapshot", kw_only=True):
+class TakeSnapshot(_Message, tag="snapshot", frozen=True, kw_only=True):
     pass
 
 
