@@ -23,8 +23,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 import psycopg
@@ -164,61 +166,98 @@ async def publish_demo_customers(js: object, topology: Topology) -> None:
         await publish_customer_state(js, topology, state)  # type: ignore[arg-type]
 
 
-async def run_exchange(options: RunOptions, stop: asyncio.Event) -> None:
+@dataclass(frozen=True)
+class RunningExchange:
+    """What a started exchange offers its user: where to connect and with which keys."""
+
+    address: str  # the gateway's host:port
+    metrics_url: str
+    nats_url: str
+    database_url: str
+    topology: Topology
+    config: client_config.ClientConfig
+    config_path: Path
+    engine: EngineSupervisor
+    fresh: bool  # the demo market was created by this start
+
+
+@contextlib.asynccontextmanager
+async def exchange_running(
+    options: RunOptions, nats_url: str, database_url: str
+) -> AsyncIterator[RunningExchange]:
+    """Start engine and gateway on the given servers; stop them on exit (steps 2-5 above).
+
+    `clearline run`, the gateway benchmark and the end-to-end tests all start the exchange
+    this way, so what they exercise is what an operator runs.
+    """
     from gateway.server import GatewayConfig, start_gateway  # the heavy imports, here only
 
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     topology = Topology(options.prefix, options.shard)
     config_path = data_dir / client_config.FILE_NAME
-    servers_dir = data_dir / "servers"
-    with nats_server(servers_dir) as nats_url, database_server(servers_dir) as database_url:
-        keys = await provision_keys(database_url, config_path)
-        engine = EngineSupervisor(nats_url, topology, data_dir)
-        engine.start()
-        watcher = asyncio.create_task(engine.watch())
-        nc = await nats.connect(nats_url, max_reconnect_attempts=-1)
-        client = EngineClient(nc, topology, new_origin("run"))
-        await client.start()
-        gateway = None
+    keys = await provision_keys(database_url, config_path)
+    engine = EngineSupervisor(nats_url, topology, data_dir)
+    engine.start()
+    watcher = asyncio.create_task(engine.watch())
+    nc = await nats.connect(nats_url, max_reconnect_attempts=-1)
+    client = EngineClient(nc, topology, new_origin("run"))
+    await client.start()
+    gateway = None
+    try:
+        fresh = await bootstrap_market(client)
+        await publish_demo_customers(nc.jetstream(), topology)
+        gateway = await start_gateway(
+            GatewayConfig(
+                nats_url=nats_url,
+                database_url=database_url,
+                topology=topology,
+                listen_address=options.listen,
+                metrics_port=options.metrics_port,
+            )
+        )
+        address = f"{options.listen.rsplit(':', 1)[0]}:{gateway.port}"
+        metrics_url = f"http://127.0.0.1:{gateway.metrics_port}/metrics"
+        config = client_config.ClientConfig(
+            gateway=address,
+            api_key=keys["admin"],
+            metrics_url=metrics_url,
+            keys=keys,
+            accounts={name: account for name, (account, _) in DEMO_KEYS.items()},
+        )
+        client_config.save(config, config_path)
+        refresher = asyncio.create_task(_refresh_customers(nc, topology))
         try:
-            fresh = await bootstrap_market(client)
-            await publish_demo_customers(nc.jetstream(), topology)
-            gateway = await start_gateway(
-                GatewayConfig(
-                    nats_url=nats_url,
-                    database_url=database_url,
-                    topology=topology,
-                    listen=options.listen,
-                    metrics_port=options.metrics_port,
-                )
-            )
-            address = f"{options.listen.rsplit(':', 1)[0]}:{gateway.port}"
-            metrics_url = f"http://127.0.0.1:{gateway.metrics_port}/metrics"
-            client_config.save(
-                client_config.ClientConfig(
-                    gateway=address,
-                    api_key=keys["admin"],
-                    metrics_url=metrics_url,
-                    keys=keys,
-                    accounts={name: account for name, (account, _) in DEMO_KEYS.items()},
-                ),
-                config_path,
-            )
-            print_banner(address, metrics_url, nats_url, database_url, config_path, keys, fresh)
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), customer_state_refresh_s)
-                if not stop.is_set():
-                    await publish_demo_customers(nc.jetstream(), topology)
+            yield RunningExchange(
+                address, metrics_url, nats_url, database_url, topology, config, config_path,
+                engine, fresh,
+            )  # fmt: skip
         finally:
+            refresher.cancel()
+    finally:
+        if gateway is not None:
+            await gateway.stop()
+        watcher.cancel()
+        await asyncio.to_thread(engine.stop)
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+async def _refresh_customers(nc: Any, topology: Topology) -> None:
+    while True:
+        await asyncio.sleep(customer_state_refresh_s)
+        with contextlib.suppress(Exception):
+            await publish_demo_customers(nc.jetstream(), topology)
+
+
+async def run_exchange(options: RunOptions, stop: asyncio.Event) -> None:
+    """`clearline run`: servers, then the exchange, until `stop` is set."""
+    servers_dir = options.data_dir.resolve() / "servers"
+    with nats_server(servers_dir) as nats_url, database_server(servers_dir) as database_url:
+        async with exchange_running(options, nats_url, database_url) as running:
+            print_banner(running)
+            await stop.wait()
             print("stopping: gateway, engine, servers ...", flush=True)
-            if gateway is not None:
-                await gateway.stop()
-            watcher.cancel()
-            engine.stop()
-            with contextlib.suppress(Exception):
-                await client.close()
     print("stopped; `make run` again resumes from the journal.", flush=True)
 
 
@@ -232,26 +271,18 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}@{host}"
 
 
-def print_banner(
-    address: str,
-    metrics_url: str,
-    nats_url: str,
-    database_url: str,
-    config_path: Path,
-    keys: dict[str, str],
-    fresh: bool,
-) -> None:
+def print_banner(running: RunningExchange) -> None:
     lines = [
         "",
-        "Clearline is running" + (" (demo market created)" if fresh else " (resumed)"),
-        f"  gateway (gRPC)  {address}",
-        f"  metrics         {metrics_url}",
-        f"  NATS            {_redact(nats_url)}",
-        f"  PostgreSQL      {_redact(database_url)}",
-        f"  client config   {config_path}  (clearctl and `clearline demo` read it)",
+        "Clearline is running" + (" (demo market created)" if running.fresh else " (resumed)"),
+        f"  gateway (gRPC)  {running.address}",
+        f"  metrics         {running.metrics_url}",
+        f"  NATS            {_redact(running.nats_url)}",
+        f"  PostgreSQL      {_redact(running.database_url)}",
+        f"  client config   {running.config_path}  (clearctl and `clearline demo` read it)",
         "  API keys (demo accounts):",
     ]
-    for name, key in keys.items():
+    for name, key in running.config.keys.items():
         account, role = DEMO_KEYS.get(name, (0, Role.TRADER))
         lines.append(f"    {name:<20} account {account:<6} {role.name:<19} {key}")
     lines += [
@@ -279,4 +310,12 @@ def main(options: RunOptions) -> int:
     return 0
 
 
-__all__ = ["DEMO_KEYS", "EngineSupervisor", "RunOptions", "main", "run_exchange"]
+__all__ = [
+    "DEMO_KEYS",
+    "EngineSupervisor",
+    "RunOptions",
+    "RunningExchange",
+    "exchange_running",
+    "main",
+    "run_exchange",
+]
