@@ -161,13 +161,20 @@ class Shard:
             self._handlers[type(command)](index, command)
         self._flush()
         self.journal_seq = journal_seq
-        events = np.concatenate(self._rows) if self._rows else np.empty(0, EVENT_DTYPE)
-        order = np.argsort(events["command_index"], kind="stable")
+        # Rows are in command order within each chunk; several chunks (runs and the shard's own
+        # rows) are merged by command index. One chunk, the common case, needs no sort.
+        if len(self._rows) == 1:
+            events = self._rows[0]
+        elif self._rows:
+            events = np.concatenate(self._rows)
+            events = events[np.argsort(events["command_index"], kind="stable")]
+        else:
+            events = np.empty(0, EVENT_DTYPE)
         transfers = np.array(self.risk.transfers, dtype=TRANSFER_DTYPE)
         self.risk.transfers = []
-        if len(transfers):
+        if len(transfers) > 1 and (np.diff(transfers["command_index"]) < 0).any():
             transfers = transfers[np.argsort(transfers["command_index"], kind="stable")]
-        return Applied(events[order], transfers, self._market_data(), self._instruments_changed)
+        return Applied(events, transfers, self._market_data(), self._instruments_changed)
 
     def _reset_entry(self) -> None:
         self._rows: list[npt.NDArray[Any]] = []
