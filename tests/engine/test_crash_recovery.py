@@ -19,7 +19,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +45,26 @@ KILLS = 3
 
 
 def start_engine_process(nats_url: str, topology: Topology, data_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine.loop", "--nats-url", nats_url, "--data-dir",
-         str(data_dir), "--prefix", topology.prefix, "--shard", topology.shard, "--tick-s", "0"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(data_dir / "engine.log", "ab"),  # noqa: SIM115 - the child owns it
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    with open(data_dir / "engine.log", "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "engine.loop", "--nats-url", nats_url, "--data-dir",
+             str(data_dir), "--prefix", topology.prefix, "--shard", topology.shard,
+             "--tick-s", "0"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+
+async def consuming(log_path: Path, starts: int) -> None:
+    """Wait until the engine has started consuming `starts` times (a slow machine may take a
+    while to start a process; a kill before that would test start-up, not recovery)."""
+    for _ in range(300):
+        if log_path.read_text().count("consuming from journal entry") >= starts:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"engine did not start consuming ({log_path.read_text()[-2000:]})")
 
 
 def random_entry(rng: random.Random, coid: int) -> list[Command]:
@@ -113,9 +124,11 @@ def test_kill_minus_nine_under_load(nats_url: str, nats_prefix: str, tmp_path: P
                     accepted = rows[rows["kind"] == EventKind.ACCEPTED]
                     accepted_seen.update(accepted["order_id"].tolist())
 
-            async def drive(stop_at: float) -> None:
+            stop_load = asyncio.Event()
+
+            async def drive() -> None:
                 coid = 0
-                while time.monotonic() < stop_at:
+                while not stop_load.is_set():
                     entry = random_entry(rng, coid)
                     coid += len(entry)
                     _, future = await client.append(entry)
@@ -124,14 +137,17 @@ def test_kill_minus_nine_under_load(nats_url: str, nats_prefix: str, tmp_path: P
                     if len(outcomes) % 20 == 0:
                         await asyncio.sleep(0.002)  # a steady load, not one burst
 
-            load = asyncio.create_task(drive(time.monotonic() + 4.0))
+            load = asyncio.create_task(drive())
             nonlocal_engine = engine
-            for _ in range(KILLS):
-                await asyncio.sleep(rng.uniform(0.4, 1.0))
+            for kill in range(KILLS):
+                await consuming(tmp_path / "engine.log", starts=kill + 1)
+                await asyncio.sleep(rng.uniform(0.2, 0.8))
                 nonlocal_engine.kill()  # SIGKILL: no snapshot, no flush, nothing graceful
                 nonlocal_engine.wait()
                 await asyncio.sleep(rng.uniform(0.0, 0.3))
                 nonlocal_engine = start_engine_process(nats_url, topology, tmp_path)
+            await asyncio.sleep(0.5)  # load goes on across the last recovery
+            stop_load.set()
             await load
             engine = nonlocal_engine
             await asyncio.wait_for(asyncio.gather(*outcomes), timeout=60)
