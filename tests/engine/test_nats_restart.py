@@ -64,7 +64,9 @@ def test_nats_restart_under_load(
             for future in done:
                 if not future.cancelled() and future.exception() is None:
                     rows = future.result().event_rows()
-                    acknowledged.update(rows[rows["kind"] == EventKind.ACCEPTED]["order_id"].tolist())
+                    acknowledged.update(
+                        rows[rows["kind"] == EventKind.ACCEPTED]["order_id"].tolist()
+                    )
             # every journaled entry gets its outcome, even those in flight during a restart
             assert len(done) == len(pending)
 
