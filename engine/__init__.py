@@ -11,9 +11,11 @@ from engine._codes import (
     OrderStatus,
     OrderType,
     Reason,
+    Role,
     Side,
     StpMode,
     TimeInForce,
+    TransferKind,
 )
 from engine._core import Engine
 from engine._dtypes import COMMAND_DTYPE, EVENT_DTYPE, INSTRUMENT_DTYPE, ORDER_DTYPE
@@ -35,8 +37,10 @@ __all__ = [
     "OrderType",
     "Reason",
     "ReferenceEngine",
+    "Role",
     "Side",
     "SnapshotError",
     "StpMode",
     "TimeInForce",
+    "TransferKind",
 ]

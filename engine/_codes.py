@@ -28,8 +28,7 @@ class TimeInForce(IntEnum):
 
 
 class StpMode(IntEnum):
-    """Self-trade prevention; the taker's mode decides.
-    """
+    """Self-trade prevention; the taker's mode decides."""
 
     CANCEL_TAKER = 1  # cancel the incoming order's remainder, leave the resting order
     CANCEL_MAKER = 2  # cancel the resting order and go on matching
@@ -38,8 +37,7 @@ class StpMode(IntEnum):
 
 
 class CommandKind(IntEnum):
-    """What a row of the matching core's batch input asks for.
-    """
+    """What a row of the matching core's batch input asks for."""
 
     PLACE = 1
     CANCEL = 2
@@ -51,8 +49,7 @@ class CommandKind(IntEnum):
 
 
 class EventKind(IntEnum):
-    """What happened; the kind of an engine event and of an execution report.
-    """
+    """What happened; the kind of an engine event and of an execution report."""
 
     ACCEPTED = 1
     REJECTED = 2
@@ -66,8 +63,7 @@ class EventKind(IntEnum):
 
 
 class TransferKind(IntEnum):
-    """Why money moved between two balances (an account's available or held amount of one asset).
-    """
+    """Why money moved between two balances (an account's available or held amount of one asset)."""
 
     HOLD = 1  # available -> held, for an order or a withdrawal
     RELEASE = 2  # held -> available: cancelled, expired, price improved, unused fee
@@ -91,8 +87,7 @@ class InstrumentStatus(IntEnum):
 
 
 class Role(IntEnum):
-    """Who an API key acts as; each call names the roles it admits.
-    """
+    """Who an API key acts as; each call names the roles it admits."""
 
     TRADER = 1
     MARKET_MAKER = 2

@@ -156,7 +156,8 @@ class Shard:
         if journal_seq <= self.journal_seq:
             return None
         self._reset_entry()
-        self.ts_ns = max(self.ts_ns, entry.ts_ns)
+        if entry.ts_ns <= INT64_MAX:  # a wider time fits no row: it would stop every command
+            self.ts_ns = max(self.ts_ns, entry.ts_ns)
         for index, command in enumerate(entry.commands):
             self._handlers[type(command)](index, command)
         self._flush()
@@ -179,7 +180,7 @@ class Shard:
     def _reset_entry(self) -> None:
         self._rows: list[npt.NDArray[Any]] = []
         self._run: list[tuple[int, tuple[int, ...]]] = []
-        self._pending: dict[int, OrderHold | tuple[int, int]] = {}  # run position -> hold
+        self._pending: dict[int, OrderHold | tuple[int, int, int]] = {}  # run position -> hold
         self._pending_orders: dict[int, int] = {}
         self._pending_notional: dict[tuple[int, int], int] = {}
         self._md_levels: dict[int, dict[tuple[int, int], BookLevel]] = {}
@@ -211,11 +212,11 @@ class Shard:
         """Queue a core command; a row whose fields do not fit the record is rejected here."""
         wide, narrow, small = row[:7], row[7:9], row[9:]
         if not (
-            -INT64_MAX <= min(wide)
+            min(wide) >= -INT64_MAX
             and max(wide) <= INT64_MAX
-            and -INT32_MAX <= min(narrow)
+            and min(narrow) >= -INT32_MAX
             and max(narrow) <= INT32_MAX
-            and 0 <= min(small)
+            and min(small) >= 0
             and max(small) <= 255
         ):
             self._event(index, EventKind.REJECTED, Reason.command_must_be_well_formed)
@@ -237,7 +238,9 @@ class Shard:
         if kind == EventKind.REJECTED:
             row["status"] = OrderStatus.REJECTED
         for name, value in fields.items():
-            row[name] = value if _fits64(value) else 0
+            # A reject echoes the command's fields; one outside its field's range is written 0.
+            bounds = np.iinfo(EVENT_DTYPE[name])
+            row[name] = value if _fits64(value) and bounds.min <= value <= bounds.max else 0
         self._rows.append(row)
 
     def _place(self, index: int, c: PlaceOrder) -> None:
@@ -332,7 +335,14 @@ class Shard:
             price_ticks=c.price_ticks,
             quantity_lots=c.quantity_lots,
         )
-        self._to_core(index, row, (c.order_id, extra))
+        # What a reject gives back, and to whom: the core's expiry pass may end the order
+        # before the amend reaches it, so the reject cannot look the order up.
+        refund = (c.account_id, 0, 0)
+        if extra:
+            hold = self.risk.orders[c.order_id]
+            asset = self.risk.hold_asset(self.risk.instruments[hold.instrument_id], hold.side)
+            refund = (hold.account_id, asset, extra)
+        self._to_core(index, row, refund)
 
     def _mass_cancel(self, index: int, c: MassCancel) -> None:
         if c.account_id:
@@ -525,17 +535,14 @@ class Shard:
             elif kind == EventKind.REDUCED:
                 risk.reduced(order_id, leaves, index)
             elif kind == EventKind.AMENDED:
-                _, extra = pending.pop(position, (0, 0))
+                extra = pending.pop(position, (0, 0, 0))[2]
                 risk.amended(order_id, price, leaves, extra, index)
             elif kind == EventKind.REJECTED:
                 held = pending.pop(position, None)
                 if isinstance(held, OrderHold):
                     risk.unreserve(held)
-                elif held is not None and held[1]:
-                    spec_order = risk.orders[held[0]]
-                    spec = risk.instruments[spec_order.instrument_id]
-                    asset = risk.hold_asset(spec, spec_order.side)
-                    risk.balance(spec_order.account_id, asset)[0] += held[1]
+                elif held is not None and held[2]:  # an amend's extra: (account, asset, extra)
+                    risk.balance(held[0], held[1])[0] += held[2]
             elif kind == EventKind.BOOK_DELTA:
                 levels = self._md_levels.setdefault(instrument_id, {})
                 levels[side, price] = BookLevel(side, price, quantity, leaves)

@@ -217,7 +217,9 @@ async def exchange_running(
             )
         )
         address = f"{options.listen.rsplit(':', 1)[0]}:{gateway.port}"
-        metrics_url = f"http://127.0.0.1:{gateway.metrics_port}/metrics"
+        metrics_url = (
+            f"http://127.0.0.1:{gateway.metrics_port}/metrics" if gateway.metrics_port else ""
+        )
         config = client_config.ClientConfig(
             gateway=address,
             api_key=keys["admin"],

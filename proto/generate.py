@@ -100,7 +100,10 @@ def codes_source() -> str:
         doc = comments.get((5, enum_index), ("", ""))[0]
         if doc:
             wrapped = textwrap.wrap(doc, 92)
-            lines += [f'    """{wrapped[0]}', *(f"    {w}" for w in wrapped[1:]), '    """', ""]
+            if len(wrapped) == 1:
+                lines += [f'    """{wrapped[0]}"""', ""]
+            else:
+                lines += [f'    """{wrapped[0]}', *(f"    {w}" for w in wrapped[1:]), '    """', ""]
         prefix = _snake_upper(enum.name) + "_"
         for value_index, value in enumerate(enum.value):
             member = value.name.removeprefix(prefix)

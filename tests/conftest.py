@@ -8,6 +8,9 @@ Tests keep out of each other's way on a shared server: ``nats_prefix`` is a uniq
 stream names and subjects, ``pg_database`` a fresh database dropped afterwards. A test that
 stops or restarts NATS gets its own server from ``nats_server_factory``, whatever NATS_URL says.
 
+Hypothesis profiles, for every package's tests: ``default`` (modest: the suite stays well under
+a minute on two cores) and ``long`` (`make test-long`), chosen by HYPOTHESIS_PROFILE.
+
 The private servers live in a folder of the system temp dir, not under pytest's
 ``tmp_path_factory``: when we are root, PostgreSQL runs as ``nobody``, which cannot enter
 pytest's ``pytest-of-root`` (mode 0700, and pytest tightens it again at each session's start).
@@ -15,6 +18,7 @@ pytest's ``pytest-of-root`` (mode 0700, and pytest tightens it again at each ses
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -24,9 +28,26 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from engine.servers import NatsServer, database_server, nats_server, start_nats
+
+settings.register_profile(
+    "default",
+    max_examples=40,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    max_examples=2_000,
+    stateful_step_count=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _unique_token() -> str:

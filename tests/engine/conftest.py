@@ -3,8 +3,8 @@
 Goal: every engine test runs against the plain-Python reference book and the Cython core, so a
 scenario that passes proves both follow docs/matching.md. Method: ``make_engine`` is
 parametrized over ``["reference", "core"]``; ``engine`` is one of them holding the standard test
-instrument. Hypothesis profiles: ``default`` (modest, the suite stays well under a minute on two
-cores) and ``long``, chosen by the HYPOTHESIS_PROFILE environment variable.
+instrument. Hypothesis profiles live in
+tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -14,27 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from engine._core import Engine
 from engine._limits import EngineLimits
 from engine.reference import ReferenceEngine
-
-settings.register_profile(
-    "default",
-    max_examples=40,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "long",
-    max_examples=2_000,
-    stateful_step_count=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # The standard test instrument: increments above 1 so that every 40xx check can be reached.
 # Valid prices 5, 10, ..., 1000; valid quantities 10, 15, 20, ... up to 1000; notional >= 500.

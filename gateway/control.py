@@ -1,0 +1,282 @@
+"""The Control service: what the risk desk does to a running engine (clearctl speaks it).
+
+Every call needs a key of a role in `CONTROL_ROLES` and lands in the audit log with the key id
+as actor, a refused one included. A call that changes something is recorded twice: once as
+``requested`` before it is journaled (an action that cannot be recorded must not happen, so a
+failed write refuses the call) and once with its outcome. Its journal entry carries the key id
+too (`JournalEntry.actor`), so the journal itself says who halted what.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from engine._codes import EventKind, Reason
+from engine.messages import (
+    Command,
+    GetRiskLimits,
+    GetStatus,
+    HaltInstrument,
+    MassCancel,
+    ResumeInstrument,
+    SetKillSwitch,
+    SetRiskLimits,
+    TakeSnapshot,
+)
+from gateway._proto.clearline.v1 import control_pb2, control_pb2_grpc
+from gateway.auth import ALL_ROLES, CONTROL_ROLES, Identity
+from gateway.context import GatewayContext, abort
+from gateway.convert import (
+    InstrumentInfo,
+    engine_status_proto,
+    int63_max,
+    reason_name,
+    risk_limits_amounts,
+    risk_limits_proto,
+)
+
+log = logging.getLogger(__name__)
+
+ControlReply = control_pb2.ControlReply
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    def __init__(self, context: GatewayContext) -> None:
+        self._ctx = context
+
+    # -- authorization and the audit log --
+
+    async def _authorize(
+        self, call: grpc.aio.ServicerContext, action: str, target: str | None, detail: Any
+    ) -> Identity:
+        identity = await self._ctx.authorize(call, ALL_ROLES)
+        if identity.role not in CONTROL_ROLES:
+            await self._record(identity, action, target, detail, "permission_denied")
+            await abort(
+                call,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"API key {identity.key_id} has role {identity.role.name}; control calls need "
+                f"one of: {', '.join(sorted(role.name for role in CONTROL_ROLES))}",
+            )
+        return identity
+
+    async def _record(
+        self, identity: Identity, action: str, target: str | None, detail: Any, outcome: str
+    ) -> bool:
+        try:
+            await self._ctx.audit.record(identity.key_id, action, target, detail, outcome)
+        except Exception:
+            log.exception("audit log: could not record %s by %s", action, identity.key_id)
+            return False
+        return True
+
+    async def _record_or_refuse(
+        self,
+        call: grpc.aio.ServicerContext,
+        identity: Identity,
+        action: str,
+        target: str | None,
+        detail: Any,
+        outcome: str,
+    ) -> None:
+        if not await self._record(identity, action, target, detail, outcome):
+            await abort(
+                call,
+                grpc.StatusCode.UNAVAILABLE,
+                "the audit log cannot record the call, so it was not carried out",
+            )
+
+    async def _refuse(
+        self,
+        call: grpc.aio.ServicerContext,
+        identity: Identity,
+        action: str,
+        target: str | None,
+        detail: Any,
+        details: str,
+    ) -> None:
+        await self._record(identity, action, target, detail, "invalid_argument")
+        await abort(call, grpc.StatusCode.INVALID_ARGUMENT, details)
+
+    async def _journal(
+        self,
+        call: grpc.aio.ServicerContext,
+        identity: Identity,
+        action: str,
+        target: str | None,
+        detail: Mapping[str, Any],
+        commands: Sequence[Command],
+    ) -> ControlReply:
+        """Record the request, journal the commands as the key, record and return the outcome."""
+        await self._record_or_refuse(call, identity, action, target, detail, "requested")
+        try:
+            batch = await self._ctx.engine.submit(
+                commands, actor=identity.key_id, timeout_s=self._ctx.limits.engine_reply_timeout_s
+            )
+        except Exception as exc:
+            await self._record(identity, action, target, dict(detail, error=str(exc)), "unknown")
+            await abort(
+                call,
+                grpc.StatusCode.UNAVAILABLE,
+                f"no answer from the engine ({exc!r}); the command may still apply: check "
+                "GetStatus",
+            )
+        rows = batch.event_rows()
+        rejected: list[Any] = rows[rows["kind"] == EventKind.REJECTED]["reason"].tolist()
+        reason: Any = rejected[0] if rejected else 0
+        reply = ControlReply(
+            reason=reason,
+            reason_name=reason_name(rejected[0]) if rejected else "",
+            journal_seq=batch.journal_seq,
+            orders_cancelled=int((rows["kind"] == EventKind.CANCELLED).sum()),
+        )
+        outcome = reply.reason_name or "ok"
+        full = dict(detail, journal_seq=reply.journal_seq, orders_cancelled=reply.orders_cancelled)
+        await self._record(identity, action, target, full, outcome)
+        return reply
+
+    async def _unknown_instrument(
+        self, identity: Identity, action: str, target: str, detail: Any
+    ) -> ControlReply:
+        reason = Reason.instrument_must_be_known
+        await self._record(identity, action, target, detail, reason.name)
+        return ControlReply(reason=int(reason), reason_name=reason.name)  # type: ignore[arg-type]
+
+    def _instrument(self, symbol: str) -> InstrumentInfo | None:
+        return self._ctx.catalog.get(symbol)
+
+    # -- the calls --
+
+    async def HaltInstrument(
+        self, request: control_pb2.HaltRequest, context: grpc.aio.ServicerContext
+    ) -> ControlReply:
+        action, target = "halt_instrument", f"instrument:{request.instrument}"
+        detail = {"cancel_resting": request.cancel_resting}
+        identity = await self._authorize(context, action, target, detail)
+        instrument = self._instrument(request.instrument)
+        if instrument is None:
+            return await self._unknown_instrument(identity, action, target, detail)
+        command = HaltInstrument(
+            instrument_id=instrument.instrument_id, cancel_resting=request.cancel_resting
+        )
+        return await self._journal(context, identity, action, target, detail, [command])
+
+    async def ResumeInstrument(
+        self, request: control_pb2.ResumeRequest, context: grpc.aio.ServicerContext
+    ) -> ControlReply:
+        action, target = "resume_instrument", f"instrument:{request.instrument}"
+        identity = await self._authorize(context, action, target, {})
+        instrument = self._instrument(request.instrument)
+        if instrument is None:
+            return await self._unknown_instrument(identity, action, target, {})
+        command = ResumeInstrument(instrument_id=instrument.instrument_id)
+        return await self._journal(context, identity, action, target, {}, [command])
+
+    async def SetKillSwitch(
+        self, request: control_pb2.KillSwitchRequest, context: grpc.aio.ServicerContext
+    ) -> ControlReply:
+        action, target = "set_kill_switch", f"account:{request.account}"
+        detail = {"on": request.on}
+        identity = await self._authorize(context, action, target, detail)
+        if not 0 < request.account <= int63_max:
+            await self._refuse(
+                context, identity, action, target, detail, "name the account (1 to 2^63 - 1)"
+            )
+        command = SetKillSwitch(account_id=request.account, on=request.on)
+        return await self._journal(context, identity, action, target, detail, [command])
+
+    async def CancelAll(
+        self, request: control_pb2.CancelAllRequest, context: grpc.aio.ServicerContext
+    ) -> ControlReply:
+        action = "cancel_all"
+        target = f"account:{request.account or 'all'}"
+        detail = {"instrument": request.instrument or "all"}
+        identity = await self._authorize(context, action, target, detail)
+        if request.account > int63_max:
+            await self._refuse(context, identity, action, target, detail, "account too large")
+        instrument_id = -1
+        if request.instrument:
+            instrument = self._instrument(request.instrument)
+            if instrument is None:
+                return await self._unknown_instrument(identity, action, target, detail)
+            instrument_id = instrument.instrument_id
+        command = MassCancel(account_id=request.account, instrument_id=instrument_id)
+        return await self._journal(context, identity, action, target, detail, [command])
+
+    async def GetRiskLimits(
+        self, request: control_pb2.RiskLimitsRequest, context: grpc.aio.ServicerContext
+    ) -> control_pb2.RiskLimits:
+        action, target = "get_risk_limits", f"account:{request.account}"
+        identity = await self._authorize(context, action, target, {})
+        if request.account > int63_max:
+            await self._refuse(context, identity, action, target, {}, "account too large")
+        await self._record_or_refuse(context, identity, action, target, {}, "ok")
+        reply = await self._ctx.query(context, GetRiskLimits(account_id=request.account))
+        if not reply.ok:
+            await abort(context, grpc.StatusCode.NOT_FOUND, reply.error)
+        return risk_limits_proto(reply.result, self._ctx.catalog)
+
+    async def SetRiskLimits(
+        self, request: control_pb2.RiskLimits, context: grpc.aio.ServicerContext
+    ) -> ControlReply:
+        action, target = "set_risk_limits", f"account:{request.account}"
+        detail = {
+            "open_orders_max": request.open_orders_max,
+            "order_notional_max": dict(request.order_notional_max),
+            "open_notional_max": dict(request.open_notional_max),
+        }
+        identity = await self._authorize(context, action, target, detail)
+        catalog = self._ctx.catalog
+        order_notional = risk_limits_amounts(request.order_notional_max, catalog)
+        open_notional = risk_limits_amounts(request.open_notional_max, catalog)
+        for parsed in (order_notional, open_notional):
+            if isinstance(parsed, str):
+                await self._refuse(context, identity, action, target, detail, parsed)
+        if request.account > int63_max:
+            await self._refuse(context, identity, action, target, detail, "account too large")
+        assert isinstance(order_notional, dict) and isinstance(open_notional, dict)
+        command = SetRiskLimits(
+            account_id=request.account,
+            open_orders_max=request.open_orders_max,
+            order_notional_max=order_notional,
+            open_notional_max=open_notional,
+        )
+        return await self._journal(context, identity, action, target, detail, [command])
+
+    async def GetStatus(
+        self, request: control_pb2.StatusRequest, context: grpc.aio.ServicerContext
+    ) -> control_pb2.EngineStatus:
+        action = "get_status"
+        identity = await self._authorize(context, action, None, {})
+        await self._record_or_refuse(context, identity, action, None, {}, "ok")
+        reply = await self._ctx.query(context, GetStatus(with_state_hash=True))
+        if not reply.ok:
+            await abort(context, grpc.StatusCode.UNAVAILABLE, reply.error)
+        return engine_status_proto(reply.result, self._ctx.catalog)
+
+    async def TakeSnapshot(
+        self, request: control_pb2.SnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> ControlReply:
+        action = "take_snapshot"
+        identity = await self._authorize(context, action, None, {})
+        await self._record_or_refuse(context, identity, action, None, {}, "requested")
+        reply = await self._ctx.query(context, TakeSnapshot())
+        if not reply.ok:
+            await self._record(identity, action, None, {"error": reply.error}, "failed")
+            await abort(context, grpc.StatusCode.UNAVAILABLE, reply.error)
+        result = reply.result
+        detail = {"path": result["path"], "state_hash": result["state_hash"]}
+        await self._record(
+            identity, action, None, dict(detail, journal_seq=reply.journal_seq), "ok"
+        )
+        return ControlReply(
+            journal_seq=result["journal_seq"],
+            detail=f"snapshot {result['path']} state_hash {result['state_hash']}",
+        )
+
+
+__all__ = ["ControlServicer"]

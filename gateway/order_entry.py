@@ -1,0 +1,408 @@
+"""The OrderEntry service: unary order calls and the bidirectional Trade stream.
+
+Each command runs the gateway's part of the order path (README, steps 1 to 3):
+
+1. authorize: the API key names the account and its role must be a trading role;
+2. rate limit: one order token per command, else RESOURCE_EXHAUSTED for the whole call;
+3. validate (`gateway.convert`): a malformed unary call ends INVALID_ARGUMENT and nothing
+   enters; inside a batch the bad command gets a REJECTED report with its 1xxx reason and the
+   others go on;
+4. pre-trade compliance (`gateway.checks`) for places and amends, never for cancels (taking
+   risk off must always be possible): a 2xxx reject is a successful call whose report says
+   REJECTED with the reason;
+5. journal what passed as one entry and answer with the reports of its EventBatch.
+
+Every place's outcome is counted in `gateway.metrics` (accepted, or rejected by reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from engine._codes import EventKind, Reason
+from engine.messages import Command, EventBatch, GetOrder
+from gateway import metrics
+from gateway._proto.clearline.v1 import order_entry_pb2, order_entry_pb2_grpc
+from gateway.auth import TRADING_ROLES, Identity
+from gateway.checks import first_failure
+from gateway.context import MISSED, OVERFLOWED, GatewayContext, Subscriber, abort
+from gateway.convert import (
+    CommandContext,
+    InstrumentInfo,
+    amend_command,
+    cancel_command,
+    execution_reports,
+    mass_cancel_command,
+    place_command,
+    rejected_report,
+)
+
+ReportBatch = order_entry_pb2.ReportBatch
+ExecutionReport = order_entry_pb2.ExecutionReport
+
+
+@dataclass
+class _Prepared:
+    """A call's commands after the gateway's checks: what goes to the journal, what does not."""
+
+    commands: list[Command] = field(default_factory=list)  # to journal, in batch order
+    contexts: list[CommandContext] = field(default_factory=list)  # one per journaled command
+    rejects: list[ExecutionReport] = field(default_factory=list)  # refused by the gateway
+    places: list[int] = field(default_factory=list)  # batch positions of the places
+
+
+@dataclass(frozen=True)
+class _Abort:
+    """Queued for a stream's writer: end the call with this status."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
+    def __init__(self, context: GatewayContext) -> None:
+        self._ctx = context
+
+    # -- unary calls --
+
+    async def PlaceOrder(
+        self, request: order_entry_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> ReportBatch:
+        return await self._unary(order_entry_pb2.Command(place=request), context)
+
+    async def CancelOrder(
+        self, request: order_entry_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> ReportBatch:
+        return await self._unary(order_entry_pb2.Command(cancel=request), context)
+
+    async def AmendOrder(
+        self, request: order_entry_pb2.AmendOrderRequest, context: grpc.aio.ServicerContext
+    ) -> ReportBatch:
+        return await self._unary(order_entry_pb2.Command(amend=request), context)
+
+    async def MassCancel(
+        self, request: order_entry_pb2.MassCancelRequest, context: grpc.aio.ServicerContext
+    ) -> ReportBatch:
+        return await self._unary(order_entry_pb2.Command(mass_cancel=request), context)
+
+    async def _unary(
+        self, command: order_entry_pb2.Command, context: grpc.aio.ServicerContext
+    ) -> ReportBatch:
+        started = time.perf_counter()
+        identity = await self._ctx.authorize(context, TRADING_ROLES, orders=1)
+        try:
+            prepared = await self.prepare([command], identity)
+            if prepared.rejects:
+                report = prepared.rejects[0]
+                _count(prepared, prepared.rejects)
+                if report.reason < 2000:  # malformed: a gRPC status, not a business reject
+                    await abort(
+                        context,
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{report.reason_name} ({report.reason})",
+                        (("clearline-reason", str(report.reason)),),
+                    )
+                return ReportBatch(reports=prepared.rejects)
+            seq, future = await self.append(prepared)
+            batch = await self.outcome(seq, future)
+        except _AbortError as exc:
+            await abort(context, exc.code, exc.details)
+        reports = execution_reports(
+            batch.event_rows(),
+            self._ctx.catalog,
+            batch.journal_seq,
+            account_id=identity.account_id,
+            commands=prepared.contexts,
+        )
+        _count(prepared, reports)
+        metrics.ORDER_ACK_SECONDS.observe(time.perf_counter() - started)
+        return ReportBatch(reports=reports)
+
+    # -- the stream --
+
+    async def Trade(
+        self,
+        request_iterator: AsyncIterator[order_entry_pb2.CommandBatch],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        identity = await self._ctx.authorize(context, TRADING_ROLES)
+        await _TradeSession(self, identity, context).run(request_iterator)
+
+    # -- the steps shared by both --
+
+    async def prepare(
+        self,
+        commands: Sequence[order_entry_pb2.Command],
+        identity: Identity,
+    ) -> _Prepared:
+        """Validate and check each command; sort them into journaled and refused.
+
+        Raises `_AbortError` (UNAVAILABLE) when an amend's order must be looked up and the
+        engine does not answer.
+        """
+        ctx, account_id = self._ctx, identity.account_id
+        catalog = ctx.catalog
+        prepared = _Prepared()
+        now_ns = time.time_ns()
+        for index, command in enumerate(commands):
+            which = command.WhichOneof("command")
+            instrument: InstrumentInfo | None = None
+            result: Command | Reason
+            if which == "place":
+                prepared.places.append(index)
+                result = place_command(command.place, account_id, catalog)
+                instrument = catalog.get(command.place.instrument)
+            elif which == "cancel":
+                result = cancel_command(command.cancel, account_id)
+            elif which == "amend":
+                # An order unknown to the engine (or someone else's) gets no instrument, and
+                # then the engine's own answer, order_must_exist, without a journal entry: there
+                # are no units to convert the amend with.
+                instrument = await self._order_instrument(identity, command.amend.order_id)
+                result = amend_command(command.amend, account_id, instrument)
+            elif which == "mass_cancel":
+                result = mass_cancel_command(command.mass_cancel, account_id, catalog)
+                instrument = catalog.get(command.mass_cancel.instrument)
+            else:
+                result = Reason.command_must_be_given
+            if not isinstance(result, Reason) and which in ("place", "amend"):
+                assert instrument is not None
+                failure = first_failure(
+                    ctx.compliance.get(account_id),
+                    instrument,
+                    now_ns,
+                    ctx.compliance_limits,
+                    cache_live=ctx.compliance.live,
+                )
+                if failure is not None:
+                    result = failure
+            if isinstance(result, Reason):
+                prepared.rejects.append(rejected_report(result, index, command))
+                continue
+            prepared.commands.append(result)
+            prepared.contexts.append(CommandContext(index, instrument))
+        return prepared
+
+    async def _order_instrument(self, identity: Identity, order_id: int) -> InstrumentInfo | None:
+        """The instrument of an order, from the gateway's memory or else the engine."""
+        if order_id == 0:
+            return None
+        ctx = self._ctx
+        known = ctx.order_instruments.get(order_id)
+        if known is not None:
+            # Another account's order is as unknown as on the query path below (the engine
+            # shows no one else's orders), so that an amend cannot probe which ids exist.
+            instrument_id, owner = known
+            if owner != identity.account_id:
+                return None
+        else:
+            query = GetOrder(account_id=identity.account_id, order_id=order_id)
+            try:
+                reply = await ctx.engine.query(query)
+            except Exception as exc:
+                raise _AbortError(
+                    grpc.StatusCode.UNAVAILABLE, f"the engine did not answer: {exc}"
+                ) from exc
+            if not reply.ok or "instrument_id" not in reply.result:
+                return None
+            instrument_id = int(reply.result["instrument_id"])
+        return ctx.catalog.by_id.get(instrument_id)
+
+    async def append(self, prepared: _Prepared) -> tuple[int, asyncio.Future[EventBatch]]:
+        """Journal the prepared commands as one entry; shielded, so that a client that goes
+        away mid-call cannot leave it half sent. Raises `_AbortError` when JetStream refuses."""
+        try:
+            seq, future = await asyncio.shield(self._ctx.engine.append(prepared.commands))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise _AbortError(
+                grpc.StatusCode.UNAVAILABLE, f"the journal did not take the commands: {exc}"
+            ) from exc
+        self._ctx.events.appended(seq)
+        return seq, future
+
+    async def outcome(self, seq: int, future: asyncio.Future[EventBatch]) -> EventBatch:
+        try:
+            return await asyncio.wait_for(future, self._ctx.limits.engine_reply_timeout_s)
+        except TimeoutError:
+            raise _AbortError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"journal entry {seq} is journaled but the engine has not applied it in "
+                f"{self._ctx.limits.engine_reply_timeout_s} s; it will apply: read the orders' "
+                "state with GetOpenOrders",
+            ) from None
+
+
+class _AbortError(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def _count(prepared: _Prepared, reports: Sequence[ExecutionReport]) -> None:
+    """Count each place of the call as accepted, or rejected by its reason."""
+    if not prepared.places:
+        return
+    rejected: dict[int, int] = {}
+    for report in reports:
+        if report.kind == EventKind.REJECTED:
+            rejected.setdefault(report.command_index, report.reason)
+    for index in prepared.places:
+        reason = rejected.get(index)
+        metrics.count_order(None if reason is None else Reason(reason))
+
+
+class _TradeSession:
+    """One Trade stream: batches in, their ReportBatches and the account's other reports out.
+
+    Three tasks. The reader takes one CommandBatch at a time through the order path and queues
+    its ReportBatch. The pump turns every other EventBatch that concerns the account (fills as
+    maker, expiries, the risk desk's cancels, and the account's orders sent on other calls) into
+    a ReportBatch with batch_id 0, in journal order, after the reply of any of this stream's
+    own earlier entries. The writer (the call's own task) sends what is queued.
+
+    A client that disconnects stops all three; whatever was journaled stays journaled and
+    applies, and its reports reach the account's other streams.
+    """
+
+    def __init__(
+        self,
+        servicer: OrderEntryServicer,
+        identity: Identity,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        self._servicer = servicer
+        self._ctx = servicer._ctx
+        self._identity = identity
+        self._context = context
+        self._out: asyncio.Queue[ReportBatch | _Abort | None] = asyncio.Queue()
+        # Set while no append is in flight: the pump waits for it before it decides whether a
+        # batch is this stream's own, since an EventBatch can overtake its append's ack.
+        self._not_appending = asyncio.Event()
+        self._not_appending.set()
+        self._own_seqs: set[int] = set()
+        self._replied: dict[int, asyncio.Event] = {}  # own entries whose reply is not out yet
+
+    async def run(self, requests: AsyncIterator[order_entry_pb2.CommandBatch]) -> None:
+        subscriber = self._ctx.events.subscribe(self._identity.account_id)
+        tasks = [
+            asyncio.create_task(self._read(requests)),
+            asyncio.create_task(self._pump(subscriber)),
+        ]
+        try:
+            while True:
+                item = await self._out.get()
+                if item is None:
+                    return
+                if isinstance(item, _Abort):
+                    await abort(self._context, item.code, item.details)
+                await self._context.write(item)
+        finally:
+            self._ctx.events.unsubscribe(self._identity.account_id, subscriber)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read(self, requests: AsyncIterator[order_entry_pb2.CommandBatch]) -> None:
+        try:
+            async for batch in requests:
+                await self._handle(batch)
+        except _AbortError as exc:
+            self._out.put_nowait(_Abort(exc.code, exc.details))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client's side broke off; nothing more to answer
+            self._out.put_nowait(_Abort(grpc.StatusCode.CANCELLED, f"stream ended: {exc}"))
+            return
+        self._out.put_nowait(None)  # the client half-closed: end once every reply is out
+
+    async def _handle(self, batch: order_entry_pb2.CommandBatch) -> None:
+        started = time.perf_counter()
+        ctx, identity = self._ctx, self._identity
+        if len(batch.commands) > ctx.limits.batch_commands_max:
+            report = rejected_report(Reason.batch_must_not_exceed_maximum, 0)
+            self._out.put_nowait(ReportBatch(batch_id=batch.batch_id, reports=[report]))
+            return
+        if not ctx.order_buckets.take(identity.key_id, max(1, len(batch.commands))):
+            raise _AbortError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"rate limit of API key {identity.key_id} reached for a batch of "
+                f"{len(batch.commands)} orders; slow down",
+            )
+        prepared = await self._servicer.prepare(batch.commands, identity)
+        reports = list(prepared.rejects)
+        if prepared.commands:
+            self._not_appending.clear()
+            try:
+                seq, future = await self._servicer.append(prepared)
+                self._own_seqs.add(seq)
+                replied = self._replied[seq] = asyncio.Event()
+            finally:
+                self._not_appending.set()
+            try:
+                outcome = await self._servicer.outcome(seq, future)
+                reports += execution_reports(
+                    outcome.event_rows(),
+                    ctx.catalog,
+                    outcome.journal_seq,
+                    account_id=identity.account_id,
+                    commands=prepared.contexts,
+                )
+                reports.sort(key=lambda report: report.command_index)  # stable: row order kept
+                self._out.put_nowait(ReportBatch(batch_id=batch.batch_id, reports=reports))
+            finally:
+                replied.set()
+                del self._replied[seq]
+        else:
+            self._out.put_nowait(ReportBatch(batch_id=batch.batch_id, reports=reports))
+        _count(prepared, reports)
+        metrics.ORDER_ACK_SECONDS.observe(time.perf_counter() - started)
+
+    async def _pump(self, subscriber: Subscriber) -> None:
+        ctx, account_id = self._ctx, self._identity.account_id
+        while True:
+            item = await subscriber.get()
+            if item is OVERFLOWED:
+                self._out.put_nowait(
+                    _Abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "the stream fell too far behind its reports; reconnect and read the "
+                        "account's open orders",
+                    )
+                )
+                return
+            if item is MISSED:
+                self._out.put_nowait(
+                    _Abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        "the gateway missed some of the engine's events, so reports may be "
+                        "missing; reconnect and read the account's open orders",
+                    )
+                )
+                return
+            batch: EventBatch = item
+            await self._not_appending.wait()
+            seq = batch.journal_seq
+            own = batch.origin == ctx.engine.origin and seq in self._own_seqs
+            # Batches come in journal order: own entries before this one that never came
+            # (nothing in them named the account) never will.
+            self._own_seqs = {s for s in self._own_seqs if s > seq}
+            if own:
+                continue
+            for earlier, replied in list(self._replied.items()):
+                if earlier < seq:
+                    await replied.wait()
+            reports = execution_reports(batch.event_rows(), ctx.catalog, seq, account_id=account_id)
+            if reports:
+                self._out.put_nowait(ReportBatch(batch_id=0, reports=reports))
+
+
+__all__ = ["OrderEntryServicer"]
