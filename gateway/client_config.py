@@ -43,6 +43,8 @@ def load(path: Path | None = None) -> ClientConfig:
     for candidate in candidates:
         if candidate.exists():
             data = json.loads(candidate.read_text())
+            if data.get("tls_ca"):  # a relative CA path is relative to the config file
+                data["tls_ca"] = str(candidate.parent / data["tls_ca"])
             return ClientConfig(**data)
     looked = ", ".join(str(p) for p in candidates)
     raise ConfigNotFound(f"no client config (looked in {looked}); start one with `make run`")
