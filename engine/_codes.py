@@ -139,6 +139,8 @@ class Reason(IntEnum):
     withdrawal_id_must_be_unique = 3009
     asset_must_not_exist = 3010
     instrument_assets_must_exist = 3011
+    balance_must_stay_within_maximum = 3012  # risk limit balance_minor_max (64-bit records)
+    account_must_be_a_customer = 3013  # accounts 0 (outside world) and 1 (fees) never trade
     # -- 4xxx matching: rejects, in precedence order --
     command_kind_must_be_valid = 4001
     side_must_be_valid = 4002

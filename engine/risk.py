@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, Inexact, localcontext
 
 from engine._codes import OrderType, Reason, Side, TransferKind
 
@@ -30,6 +30,9 @@ EXTERNAL_ACCOUNT_ID = 0
 FEE_ACCOUNT_ID = 1
 # Basis points in one whole.
 BPS = 10_000
+# Every balance must fit the 64-bit integers of snapshots and of the ledger. The external
+# account holds minus the sum of all others, so keeping it in range keeps every balance in range.
+balance_minor_max = (1 << 63) - 1
 # Terminal orders remembered for order-status queries: enough for a client to read the outcome
 # of everything it sent in the last minutes, bounded so memory does not grow with history.
 terminal_orders_kept_max = 100_000
@@ -72,16 +75,23 @@ class Limits:
 def derive_units(
     tick_size: str, lot_size: str, base_decimals: int, quote_decimals: int
 ) -> tuple[int, int] | None:
-    """(quote minor per tick x lot, base minor per lot), or None if either is not whole."""
-    try:
-        tick, lot = Decimal(tick_size), Decimal(lot_size)
-    except ArithmeticError:
-        return None
-    if not (tick.is_finite() and lot.is_finite()) or tick <= 0 or lot <= 0:
-        return None
-    quote = tick * lot * (Decimal(10) ** quote_decimals)
-    base = lot * (Decimal(10) ** base_decimals)
+    """(quote minor per tick x lot, base minor per lot), or None if either is not whole, or
+    not in [1, balance_minor_max]."""
+    # Exact or nothing: by default a product is rounded to 28 digits, an underflow becomes 0 (a
+    # market whose base trades for nothing) and an overflow raises.
+    with localcontext() as context:
+        context.traps[Inexact] = True
+        try:
+            tick, lot = Decimal(tick_size), Decimal(lot_size)
+            if not (tick.is_finite() and lot.is_finite()) or tick <= 0 or lot <= 0:
+                return None
+            quote = tick * lot * (Decimal(10) ** quote_decimals)
+            base = lot * (Decimal(10) ** base_decimals)
+        except ArithmeticError:
+            return None
     if quote != quote.to_integral_value() or base != base.to_integral_value():
+        return None
+    if not (1 <= quote <= balance_minor_max and 1 <= base <= balance_minor_max):
         return None
     return int(quote), int(base)
 
@@ -99,6 +109,8 @@ class RiskStage:
         self.limits: dict[int, Limits] = {0: Limits()}  # account 0: the defaults
         self.kill_switched: set[int] = set()
         self.withdrawals: dict[str, tuple[int, int, int]] = {}  # id -> (account, asset, amount)
+        # Settled or released ids: like deposit ids, a withdrawal id is used once for good.
+        self.withdrawals_finished: set[str] = set()
         self.deposits_credited: set[str] = set()
         # order id -> (account, status, reason). An OrderedDict: evicting the oldest of a plain
         # dict scans the holes its earlier deletions left at the front (seen in a profile).
@@ -183,6 +195,8 @@ class RiskStage:
         (0, None) when the core will reject it anyway (unknown instrument, invalid fields): the
         core's reason is then the one reported. pending_* count this run's earlier orders.
         """
+        if account_id <= FEE_ACCOUNT_ID:
+            return Reason.account_must_be_a_customer, None
         if account_id in self.kill_switched:
             return Reason.account_must_not_be_kill_switched, None
         spec = self.instruments.get(instrument_id)
@@ -244,6 +258,8 @@ class RiskStage:
         self, account_id: int, order_id: int, price_ticks: int, quantity_lots: int
     ) -> tuple[int, int]:
         """(reason, extra reserved) for an amend, on exact state (the shard flushes first)."""
+        if account_id <= FEE_ACCOUNT_ID:
+            return Reason.account_must_be_a_customer, 0
         if account_id in self.kill_switched:
             return Reason.account_must_not_be_kill_switched, 0
         hold = self.orders.get(order_id)
@@ -397,6 +413,8 @@ class RiskStage:
             return Reason.amount_must_be_positive
         if deposit_id in self.deposits_credited:
             return 0  # credited once: a replayed deposit is a no-op, not an error
+        if amount_minor - sum(self.balance(EXTERNAL_ACCOUNT_ID, asset_id)) > balance_minor_max:
+            return Reason.balance_must_stay_within_maximum
         self.deposits_credited.add(deposit_id)
         self._transfer(
             TransferKind.DEPOSIT,
@@ -413,7 +431,7 @@ class RiskStage:
     ) -> int:
         if amount_minor <= 0:
             return Reason.amount_must_be_positive
-        if withdrawal_id in self.withdrawals:
+        if withdrawal_id in self.withdrawals or withdrawal_id in self.withdrawals_finished:
             return Reason.withdrawal_id_must_be_unique
         if self.balance(account_id, asset_id)[0] < amount_minor:
             return Reason.funds_must_be_available
@@ -432,6 +450,7 @@ class RiskStage:
         found = self.withdrawals.pop(withdrawal_id, None)
         if found is None:
             return Reason.withdrawal_must_exist
+        self.withdrawals_finished.add(withdrawal_id)
         account_id, asset_id, amount = found
         if settle:
             self._transfer(

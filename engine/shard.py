@@ -63,7 +63,15 @@ from engine.messages import (
     SettleWithdrawal,
     TradePrint,
 )
-from engine.risk import InstrumentSpec, Limits, OrderHold, RiskStage, derive_units
+from engine.risk import (
+    BPS,
+    FEE_ACCOUNT_ID,
+    InstrumentSpec,
+    Limits,
+    OrderHold,
+    RiskStage,
+    derive_units,
+)
 
 INT64_MAX = (1 << 63) - 1
 INT32_MAX = (1 << 31) - 1
@@ -96,6 +104,7 @@ class ShardState(msgspec.Struct, frozen=True, kw_only=True):
     limits: list[tuple[int, int, list[tuple[int, int]], list[tuple[int, int]]]]
     kill_switched: list[int]
     withdrawals: list[tuple[str, int, int, int]]
+    withdrawals_finished: list[str]
     deposits_credited: list[str]
     terminal: list[tuple[int, int, int, int]]
 
@@ -373,6 +382,9 @@ class Shard:
 
     def _kill_switch(self, index: int, c: SetKillSwitch) -> None:
         self._flush()
+        if not FEE_ACCOUNT_ID < c.account_id <= INT64_MAX:  # 0 would mean every account's orders
+            self._event(index, EventKind.REJECTED, Reason.account_must_be_a_customer)
+            return
         if c.on:
             self.risk.kill_switched.add(c.account_id)
         else:
@@ -390,7 +402,9 @@ class Shard:
 
     def _define_asset(self, index: int, c: DefineAsset) -> None:
         self._flush()
-        if c.asset_id in self.assets or not (0 <= c.decimals <= 18) or c.asset_id <= 0:
+        # Transfer rows carry the asset id in 32 bits: a wider one would fail its first transfer.
+        valid = 0 <= c.decimals <= 18 and 0 < c.asset_id <= INT32_MAX
+        if c.asset_id in self.assets or not valid:
             self._event(index, EventKind.REJECTED, Reason.asset_must_not_exist)
             return
         self.assets[c.asset_id] = c
@@ -406,7 +420,16 @@ class Shard:
             return
         units = derive_units(c.tick_size, c.lot_size, base.decimals, quote.decimals)
         reason = Reason.instrument_parameters_must_be_valid
-        if units is not None and c.symbol not in self.symbols and c.instrument_id <= INT32_MAX:
+        valid = (
+            units is not None
+            and -INT32_MAX <= c.instrument_id <= INT32_MAX  # the core's argument would overflow
+            and _fits64(c.quantity_min_lots, c.quantity_max_lots, c.notional_min)
+            and _fits64(c.price_min_ticks, c.price_max_ticks)
+            # A fee above the whole, or below zero, would overdraw a trader at a fill.
+            and 0 <= c.taker_fee_bps <= BPS
+            and 0 <= c.maker_fee_bps <= BPS
+        )
+        if valid and c.symbol not in self.symbols:
             reason = self.core.add_instrument(
                 c.instrument_id,
                 price_increment_ticks=1,
@@ -420,7 +443,7 @@ class Shard:
         elif c.symbol in self.symbols:
             reason = Reason.instrument_must_not_exist
         emitted = self.core.drain_events()  # a per-call add reports through the event buffer
-        if reason or units is None:
+        if reason or units is None or not valid:
             self._event(index, EventKind.REJECTED, reason)
             return
         self._add_spec(c, units)
@@ -676,6 +699,7 @@ class Shard:
             ),
             kill_switched=sorted(risk.kill_switched),
             withdrawals=sorted((w, *v) for w, v in risk.withdrawals.items()),
+            withdrawals_finished=sorted(risk.withdrawals_finished),
             deposits_credited=sorted(risk.deposits_credited),
             terminal=[(oid, *v) for oid, v in risk.terminal.items()],
         )
@@ -723,6 +747,7 @@ class Shard:
         risk.limits = {a: Limits(n, dict(o), dict(p)) for a, n, o, p in state.limits}
         risk.kill_switched = set(state.kill_switched)
         risk.withdrawals = {w: (a, s, m) for w, a, s, m in state.withdrawals}
+        risk.withdrawals_finished = set(state.withdrawals_finished)
         risk.deposits_credited = set(state.deposits_credited)
         risk.terminal = OrderedDict((oid, (a, s, r)) for oid, a, s, r in state.terminal)
         return shard

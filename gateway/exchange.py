@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from engine.servers import database_server, nats_server
 from engine.topology import Topology
 from gateway import client_config
 from gateway.auth import create_api_key, ensure_schema
+from gateway.ratelimit import RateLimits
 
 log = logging.getLogger("clearline.run")
 
@@ -60,6 +61,9 @@ DEMO_KEYS: dict[str, tuple[int, Role]] = {
 }
 # Re-confirm the demo customers' state this often: well inside the gateway's freshness limit.
 customer_state_refresh_s = 3600.0
+# The gateway's compliance cache syncs after it starts serving; orders before that are (rightly)
+# rejected as stale, so the exchange counts as started only once it has synced.
+compliance_sync_wait_s_max = 30.0
 # A crashed engine is restarted after this pause (a crash loop must not spin a core).
 engine_restart_pause_s = 1.0
 
@@ -71,6 +75,7 @@ class RunOptions:
     metrics_port: int = 0
     prefix: str = "cl"
     shard: str = "0"
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
 
 def trading_accounts() -> list[int]:
@@ -214,8 +219,11 @@ async def exchange_running(
                 topology=topology,
                 listen_address=options.listen,
                 metrics_port=options.metrics_port,
+                rate_limits=options.rate_limits,
             )
         )
+        if not await gateway.context.compliance.wait_synced(compliance_sync_wait_s_max):
+            raise RuntimeError("the gateway's compliance cache did not sync with NATS")
         address = f"{options.listen.rsplit(':', 1)[0]}:{gateway.port}"
         metrics_url = (
             f"http://127.0.0.1:{gateway.metrics_port}/metrics" if gateway.metrics_port else ""

@@ -125,6 +125,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     withdrawal_id_must_be_unique: _ClassVar[Reason]
     asset_must_not_exist: _ClassVar[Reason]
     instrument_assets_must_exist: _ClassVar[Reason]
+    balance_must_stay_within_maximum: _ClassVar[Reason]
+    account_must_be_a_customer: _ClassVar[Reason]
     command_kind_must_be_valid: _ClassVar[Reason]
     side_must_be_valid: _ClassVar[Reason]
     order_type_must_be_valid: _ClassVar[Reason]
@@ -252,6 +254,8 @@ withdrawal_must_exist: Reason
 withdrawal_id_must_be_unique: Reason
 asset_must_not_exist: Reason
 instrument_assets_must_exist: Reason
+balance_must_stay_within_maximum: Reason
+account_must_be_a_customer: Reason
 command_kind_must_be_valid: Reason
 side_must_be_valid: Reason
 order_type_must_be_valid: Reason
