@@ -19,6 +19,12 @@ pytest's ``pytest-of-root`` (mode 0700, and pytest tightens it again at each ses
 from __future__ import annotations
 
 import os
+
+# gRPC's fork handlers crash a child forked while gRPC threads run (seen: initdb, forked to run
+# as another user for the private PostgreSQL, died of SIGSEGV). Our children exec at once and
+# need none of gRPC's state, so the handlers are off; this must precede the first grpc import.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import shutil
 import tempfile
 import uuid
