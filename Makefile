@@ -54,6 +54,7 @@ proto: $(STAMP)
 bench: build
 	$(PY) -m benchmarks.bench_book --json --chart benchmarks/results/bench_book.svg \
 	  > benchmarks/results/bench_book.json
+	$(PY) -m benchmarks.bench_shard > benchmarks/results/bench_shard.json
 	$(PY) -m benchmarks.bench_gateway --json > benchmarks/results/bench_gateway.json
 
 lint: build
