@@ -34,15 +34,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +47,7 @@ import numpy.typing as npt
 
 from benchmarks import _liquibook_peer as peer
 from benchmarks._chart import render_svg
+from benchmarks._machine import load_average, machine
 from benchmarks._workload import (
     AMEND,
     INSTRUMENT,
@@ -63,7 +60,6 @@ from benchmarks._workload import (
 from engine import CommandKind, Engine, EventKind, TimeInForce
 from engine.reference import ReferenceEngine
 
-ROOT = Path(__file__).resolve().parents[1]
 CHUNK_COMMANDS = 4_096  # commands per process() call, and per-call commands per drain
 REFERENCE_OPS = 100_000  # the plain-Python book would take minutes on the full stream
 LIQUIBOOK_CHECK_OPS = 100_000  # prefix on which liquibook's fills are compared one by one
@@ -302,54 +298,6 @@ def _result(
     }
 
 
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip()
-        )
-    except OSError:
-        commit, dirty = "", False
-    versions: dict[str, str | None] = {}
-    for package in ("numpy", "liquibook", "sortedcontainers", "Cython"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "versions": versions,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "perf_counter_resolution_ns": time.get_clock_info("perf_counter").resolution * 1e9,
-    }
-
-
-def _load_average() -> list[float]:
-    """1, 5 and 15 minute load averages: how busy the machine was around the run."""
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def _ratio(results: dict[str, dict[str, Any]], a: str, b: str) -> float | None:
     if a not in results or b not in results or not results[b]["ops_per_s"]:
         return None
@@ -515,7 +463,7 @@ def run_benchmark(
     A given ``workload`` replaces generation (``ops`` and ``seed`` are then its own).
     """
     started = time.perf_counter()
-    load_at_start = _load_average()  # other work on the machine shows up in the figures
+    load_at_start = load_average()  # other work on the machine shows up in the figures
     generation_s = 0.0
     if workload is None:
         _status(f"generating {ops:,} commands (seed {seed}) against the core in the loop")
@@ -583,8 +531,8 @@ def run_benchmark(
         "ratios": ratios,
         "targets": TARGETS,
         "targets_met": targets_met,
-        "machine": _machine()
-        | {"load_average_at_start": load_at_start, "load_average_at_end": _load_average()},
+        "machine": machine(("numpy", "liquibook", "sortedcontainers", "Cython"))
+        | {"load_average_at_start": load_at_start, "load_average_at_end": load_average()},
     }
     _status(f"done in {time.perf_counter() - started:.1f} s")
     return report

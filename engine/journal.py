@@ -73,13 +73,6 @@ async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
             await js.add_stream(config)
 
 
-class _Delivered:
-    """A stream message handed to the subscription callback as if it had arrived there."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
 def new_origin(kind: str) -> str:
     """A sender id unique across restarts: its batch ids can then start at 1 every time."""
     return f"{kind}-{os.getpid()}-{time.time_ns():x}"
@@ -135,7 +128,7 @@ class EngineClient:
                 data = msg.data or b""
                 batch = EVENTS_DECODER.decode(data)
                 if batch.origin == self.origin and batch.batch_id == batch_id:
-                    await self._on_events(_Delivered(data))
+                    self._deliver(batch)
 
     async def close(self) -> None:
         if self._recovery is not None:
@@ -148,7 +141,9 @@ class EngineClient:
         self._listeners.append(listener)
 
     async def _on_events(self, msg: Any) -> None:
-        batch = EVENTS_DECODER.decode(msg.data)
+        self._deliver(EVENTS_DECODER.decode(msg.data))
+
+    def _deliver(self, batch: EventBatch) -> None:
         if batch.origin == self.origin:
             future = self._pending.pop(batch.batch_id, None)
             if future is not None and not future.done():

@@ -30,6 +30,7 @@ is an error that names it; we do not loosen permissions that are not ours.
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import fcntl
@@ -71,7 +72,7 @@ class ServerStartError(RuntimeError):
     """A private server did not become ready; the message quotes the end of its log."""
 
 
-class _Server:
+class _Server(abc.ABC):
     """One private server process: start, readiness, ordered stop, atexit, context manager."""
 
     # Sent in order until the process is gone, each followed by up to stop_wait_s_max.
@@ -85,8 +86,9 @@ class _Server:
         self._owner_pid = os.getpid()
 
     @property
+    @abc.abstractmethod
     def url(self) -> str:
-        raise NotImplementedError
+        """Where clients connect."""
 
     @property
     def running(self) -> bool:
@@ -163,8 +165,9 @@ class _Server:
         state = "running" if self.running else "stopped"
         return f"{type(self).__name__}({str(self.data_dir)!r}, port={self.port}, {state})"
 
+    @abc.abstractmethod
     def _start(self) -> None:
-        raise NotImplementedError
+        """Launch the process and wait until it accepts connections."""
 
     def _stop_at_exit(self) -> None:
         # A forked child inherits the hook; only the process that started the server stops it.
