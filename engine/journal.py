@@ -9,6 +9,7 @@ sender that retries after a timeout, or an engine that republishes after a crash
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import os
 import time
@@ -33,6 +34,13 @@ from engine.messages import (
 )
 from engine.topology import Topology
 
+# Commands of concurrent callers journaled as one entry at most (group commit): bounds the
+# entry's size (and the engine's time on it) while keeping one JetStream round trip per group.
+group_commands_max = 1_000
+# How long the next group waits for the engine to apply the previous one: enough for an engine
+# keeping up (a round trip is about a millisecond), short enough that a slow or lost outcome
+# costs a group little latency.
+group_wait_max_s = 0.002
 # How long JetStream remembers a message id: a sender's retries fall well inside it.
 journal_duplicate_window_s = 120
 # The events stream must remember ids at least as long as an engine restart may take, as a
@@ -43,6 +51,9 @@ reply_timeout_s = 10.0
 # An outcome not seen on the events subject this long after its entry was journaled is looked
 # up in the events stream: core NATS delivery is at most once, and a reconnect loses messages.
 missed_outcome_s = 1.0
+# An entry whose outcome no one has seen this long after journaling is given up on: its callers
+# timed out long ago (shared group futures are not cancelled by any one caller's timeout).
+pending_forget_s = 10 * reply_timeout_s
 
 
 async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
@@ -82,7 +93,8 @@ class EngineClient:
     """What a gateway (or an admin tool) uses to talk to one engine shard.
 
     `submit` journals a list of commands as one entry and returns the EventBatch the engine
-    published for it; `query` asks the engine a read-only question. Listeners see every
+    published for it; `append_grouped` journals them together with those of concurrent callers
+    (group commit); `query` asks the engine a read-only question. Listeners see every
     EventBatch (for unsolicited execution reports and monitoring).
     """
 
@@ -97,6 +109,8 @@ class EngineClient:
         self._recovery: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[EventBatch], Any]] = []
         self._subscription: Any = None
+        self._groups: collections.deque[_Group] = collections.deque()
+        self._group_writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, url: str, topology: Topology, origin: str) -> EngineClient:
@@ -117,9 +131,12 @@ class EngineClient:
         entry k's EventBatch at position k."""
         while True:
             await asyncio.sleep(missed_outcome_s)
-            overdue = time.monotonic() - missed_outcome_s
+            now = time.monotonic()
             for batch_id, (journal_seq, when) in list(self._journaled.items()):
-                if when > overdue or batch_id not in self._pending:
+                if when > now - missed_outcome_s or batch_id not in self._pending:
+                    continue
+                if when < now - pending_forget_s:
+                    self._pending[batch_id].cancel()  # its done callback forgets it
                     continue
                 try:
                     msg = await self.js.get_msg(self.topology.events_stream, seq=journal_seq)
@@ -182,6 +199,50 @@ class EngineClient:
             self._journaled[batch_id] = (ack.seq, time.monotonic())
         return ack.seq, future
 
+    async def append_grouped(
+        self, commands: Sequence[Command]
+    ) -> tuple[int, int, asyncio.Future[EventBatch]]:
+        """Journal the commands in one entry with those of concurrent callers (group commit).
+
+        Returns the entry's journal sequence, the position of the first of these commands in
+        it, and the future of its EventBatch, which the callers share: wait on it shielded.
+        While one group is being journaled the next one fills, so a lone caller waits for no
+        timer and many callers share one JetStream round trip and one engine step.
+        """
+        if not commands:
+            raise ValueError("no commands to journal")
+        last = self._groups[-1] if self._groups else None
+        if last is None or len(last.commands) + len(commands) > group_commands_max:
+            last = _Group(asyncio.get_running_loop().create_future())
+            # Read a failure even when every caller went away, so none is reported as lost.
+            last.journaled.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._groups.append(last)
+        offset = len(last.commands)
+        last.commands.extend(commands)
+        if self._group_writer is None or self._group_writer.done():
+            self._group_writer = asyncio.create_task(self._write_groups())
+        # Shielded: one caller that goes away must not cancel the others' append.
+        seq, future = await asyncio.shield(last.journaled)
+        return seq, offset, future
+
+    async def _write_groups(self) -> None:
+        applied: asyncio.Future[EventBatch] | None = None
+        while self._groups:
+            if applied is not None and not applied.done():
+                # Self-clocking: the next group fills while the engine applies this one, so
+                # groups grow with the load and each entry costs the engine and NATS once.
+                await asyncio.wait((applied,), timeout=group_wait_max_s)
+            group = self._groups.popleft()  # sealed: later callers start the next group
+            try:
+                result = await self.append(group.commands)
+            except BaseException as exc:
+                group.journaled.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            group.journaled.set_result(result)
+            applied = result[1]
+
     def _forget(self, batch_id: int) -> None:
         self._pending.pop(batch_id, None)
         self._journaled.pop(batch_id, None)
@@ -205,10 +266,21 @@ class EngineClient:
         return REPLY_DECODER.decode(msg.data)
 
 
+class _Group:
+    """Commands of concurrent callers on their way into one journal entry."""
+
+    __slots__ = ("commands", "journaled")
+
+    def __init__(self, journaled: asyncio.Future[tuple[int, asyncio.Future[EventBatch]]]) -> None:
+        self.commands: list[Command] = []
+        self.journaled = journaled
+
+
 __all__ = [
     "EngineClient",
     "ensure_streams",
     "events_duplicate_window_s",
+    "group_commands_max",
     "journal_duplicate_window_s",
     "new_origin",
     "reply_timeout_s",

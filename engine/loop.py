@@ -40,6 +40,7 @@ from engine.messages import (
     QUERY_DECODER,
     AdvanceTime,
     EventBatch,
+    GetAllBalances,
     GetBalances,
     GetBook,
     GetOpenOrders,
@@ -63,6 +64,8 @@ snapshot_every_entries = 100_000
 snapshot_every_s = 60.0
 # Snapshots kept on disk: the newest may be the one a crash cut short.
 snapshots_kept_max = 3
+# Accounts per GetAllBalances reply: a page stays far below NATS's 1 MB message limit.
+all_balances_accounts_max = 5_000
 # With no entry for this long the engine journals an AdvanceTime, so GTD orders expire on a
 # quiet book (time only moves through the journal).
 idle_tick_s = 1.0
@@ -259,17 +262,33 @@ class EngineLoop:
         self._unacked.append((seq, payload, future, time.monotonic()))
 
     async def _check_publishes(self) -> None:
-        """Drop acknowledged publishes from the front; resend a failed or overdue one."""
+        """Drop acknowledged publishes from the front; on a failed or overdue one, resend it
+        and everything after it, in order.
+
+        Everything after it goes too: each later publish named its predecessor as the last
+        message id, so the stream refuses it once one is lost. Resending one at a time would
+        add a refusal per new entry as fast as it fixes one, and on a quiet shard fix one per
+        `quiet_s`. Publishes that did land are deduplicated by their message id.
+        """
         now = time.monotonic()
         while self._unacked:
-            seq, payload, future, sent = self._unacked[0]
+            seq, _, future, sent = self._unacked[0]
             if not future.done() and now - sent < publish_ack_timeout_s:
                 return
-            self._unacked.popleft()
             if future.done() and not future.cancelled() and future.exception() is None:
+                self._unacked.popleft()
                 continue
-            log.warning("events of journal entry %d not acknowledged; publishing again", seq)
-            await self._publish_events(seq, payload)
+            resend = list(self._unacked)
+            self._unacked.clear()
+            log.warning(
+                "events of journal entries %d..%d not acknowledged; publishing them again",
+                seq,
+                resend[-1][0],
+            )
+            for seq, payload, future, _ in resend:
+                if not future.done():
+                    future.cancel()  # its late acknowledgement is of no use any more
+                await self._publish_events(seq, payload)
             return
 
     async def _flush_publishes(self, timeout_s: float) -> None:
@@ -320,6 +339,9 @@ class EngineLoop:
         result: Any
         if isinstance(query, GetBalances):
             result = shard.balances(query.account_id)
+        elif isinstance(query, GetAllBalances):
+            accounts_max = max(1, min(query.accounts_max, all_balances_accounts_max))
+            result = shard.all_balances(query.after_account_id, accounts_max)
         elif isinstance(query, GetOpenOrders):
             result = {"orders": shard.open_orders(query.account_id)}
         elif isinstance(query, GetOrder):

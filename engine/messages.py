@@ -235,6 +235,15 @@ class GetBalances(_Message, tag="balances", frozen=True, kw_only=True):
     account_id: int
 
 
+class GetAllBalances(_Message, tag="all_balances", frozen=True, kw_only=True):
+    """Every account's balances, a page of accounts at a time (for reconciliation): accounts
+    after `after_account_id`, at most `accounts_max` of them. Each page is exact as of its
+    reply's journal_seq; pages may be of different entries."""
+
+    after_account_id: int = -1
+    accounts_max: int = 2_000
+
+
 class GetOpenOrders(_Message, tag="open_orders", frozen=True, kw_only=True):
     account_id: int
 
@@ -268,6 +277,7 @@ class TakeSnapshot(_Message, tag="snapshot", frozen=True, kw_only=True):
 
 Query = (
     GetBalances
+    | GetAllBalances
     | GetOpenOrders
     | GetOrder
     | GetBook
@@ -312,6 +322,7 @@ __all__ = [
     "DefineInstrument",
     "Deposit",
     "EventBatch",
+    "GetAllBalances",
     "GetBalances",
     "GetBook",
     "GetOpenOrders",

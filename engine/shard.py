@@ -604,6 +604,19 @@ class Shard:
             ],
         }
 
+    def all_balances(self, after_account_id: int, accounts_max: int) -> dict[str, Any]:
+        """Rows [account, asset, available, held] of up to `accounts_max` accounts after
+        `after_account_id`, in account order; `next_after` is None on the last page.
+        O(accounts log accounts) for the sort."""
+        accounts = sorted(a for a in self.risk.balances if a > after_account_id)
+        page, more = accounts[:accounts_max], len(accounts) > accounts_max
+        rows = [
+            [account, asset, pair[0], pair[1]]
+            for account in page
+            for asset, pair in sorted(self.risk.balances[account].items())
+        ]
+        return {"balances": rows, "next_after": page[-1] if more else None}
+
     def open_orders(self, account_id: int) -> list[dict[str, int]]:
         return [dict(o, reason=0) for o in self.core.open_orders(account_id)]
 

@@ -21,12 +21,14 @@ Three groups:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, Rounded
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from engine._codes import (
@@ -89,6 +91,9 @@ _ORDER_EVENTS = frozenset(
         EventKind.REDUCED,
     }
 )
+_ORDER_EVENT_KINDS = np.array(sorted(_ORDER_EVENTS))
+# Below this many rows a few NumPy calls cost more than looking at each row.
+bulk_filter_rows_min = 32
 
 
 # -- NUMBERS --
@@ -105,6 +110,12 @@ def parse_decimal(text: str) -> Decimal | None:
     return _EXACT.create_decimal(text)
 
 
+# Decimal texts and their values remembered: orders and reports repeat the same few prices and
+# quantities, and one Decimal parse or format costs more than the rest of a command's fields.
+texts_cached_max = 65_536
+
+
+@functools.lru_cache(maxsize=texts_cached_max)
 def _to_units(text: str, size: Decimal, not_decimal: Reason, not_multiple: Reason) -> int | Reason:
     value = parse_decimal(text)
     if value is None:
@@ -155,6 +166,7 @@ def to_minor(text: str, decimals: int) -> int | None:
     return None if isinstance(result, Reason) else result
 
 
+@functools.lru_cache(maxsize=texts_cached_max)
 def units_text(units: int, size: Decimal) -> str:
     """``units * size`` as a normalized plain decimal: no exponent, no trailing zeros.
 
@@ -473,6 +485,7 @@ def execution_reports(
     *,
     account_id: int | None = None,
     commands: Sequence[CommandContext] | None = None,
+    command_offset: int = 0,
 ) -> list[order_entry_pb2.ExecutionReport]:
     """The execution reports of one EventBatch's rows, in row order.
 
@@ -504,6 +517,18 @@ def execution_reports(
     reports: list[order_entry_pb2.ExecutionReport] = []
     names = rows.dtype.names
     assert names is not None
+    if len(rows) > bulk_filter_rows_min:
+        # Rows that can give no report are dropped in bulk first: most rows of a busy entry
+        # are book deltas, or other calls' and other accounts' orders.
+        wanted = np.isin(rows["kind"], _ORDER_EVENT_KINDS)
+        if commands is not None:
+            position = rows["command_index"] - command_offset
+            wanted &= (position >= 0) & (position < len(commands))
+        if account_id is not None:
+            wanted &= (rows["account_id"] == account_id) | (
+                (rows["kind"] == EventKind.FILLED) & (rows["maker_account_id"] == account_id)
+            )
+        rows = rows[wanted]
     for values in rows.tolist():
         row = dict(zip(names, values, strict=True))
         kind = row["kind"]
@@ -514,7 +539,10 @@ def execution_reports(
                 continue
             command_index, command_instrument = 0, None
         else:
-            context = commands[row["command_index"]]
+            position = row["command_index"] - command_offset
+            if not 0 <= position < len(commands):
+                continue  # another call's command in the same entry
+            context = commands[position]
             command_index, command_instrument = context.command_index, context.instrument
         # A reject of a cancel or amend carries no instrument of its own (its field is 0, which
         # may also be a real instrument's id): the command's instrument is the one to use.

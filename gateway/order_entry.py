@@ -108,7 +108,7 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
                         (("clearline-reason", str(report.reason)),),
                     )
                 return ReportBatch(reports=prepared.rejects)
-            seq, future = await self.append(prepared)
+            seq, offset, future = await self.append(prepared, grouped=True)
             batch = await self.outcome(seq, future)
         except _AbortError as exc:
             await abort(context, exc.code, exc.details)
@@ -118,6 +118,7 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
             batch.journal_seq,
             account_id=identity.account_id,
             commands=prepared.contexts,
+            command_offset=offset,
         )
         _count(prepared, reports)
         metrics.ORDER_ACK_SECONDS.observe(time.perf_counter() - started)
@@ -213,11 +214,20 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
             instrument_id = int(reply.result["instrument_id"])
         return ctx.catalog.by_id.get(instrument_id)
 
-    async def append(self, prepared: _Prepared) -> tuple[int, asyncio.Future[EventBatch]]:
-        """Journal the prepared commands as one entry; shielded, so that a client that goes
-        away mid-call cannot leave it half sent. Raises `_AbortError` when JetStream refuses."""
+    async def append(
+        self, prepared: _Prepared, *, grouped: bool = False
+    ) -> tuple[int, int, asyncio.Future[EventBatch]]:
+        """Journal the prepared commands: as one entry, or `grouped` with other unary calls'
+        (group commit). Returns the entry's sequence, the commands' position in it and the
+        future of its outcome. Shielded, so that a client that goes away mid-call cannot leave
+        the entry half sent. Raises `_AbortError` when JetStream refuses."""
+        engine = self._ctx.engine
         try:
-            seq, future = await asyncio.shield(self._ctx.engine.append(prepared.commands))
+            if grouped:
+                seq, offset, future = await engine.append_grouped(prepared.commands)
+            else:
+                offset = 0
+                seq, future = await asyncio.shield(engine.append(prepared.commands))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -225,11 +235,14 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
                 grpc.StatusCode.UNAVAILABLE, f"the journal did not take the commands: {exc}"
             ) from exc
         self._ctx.events.appended(seq)
-        return seq, future
+        return seq, offset, future
 
     async def outcome(self, seq: int, future: asyncio.Future[EventBatch]) -> EventBatch:
         try:
-            return await asyncio.wait_for(future, self._ctx.limits.engine_reply_timeout_s)
+            # Shielded: the future may be shared by the calls of one group.
+            return await asyncio.wait_for(
+                asyncio.shield(future), self._ctx.limits.engine_reply_timeout_s
+            )
         except TimeoutError:
             raise _AbortError(
                 grpc.StatusCode.UNAVAILABLE,
@@ -342,7 +355,7 @@ class _TradeSession:
         if prepared.commands:
             self._not_appending.clear()
             try:
-                seq, future = await self._servicer.append(prepared)
+                seq, _, future = await self._servicer.append(prepared)
                 self._own_seqs.add(seq)
                 replied = self._replied[seq] = asyncio.Event()
             finally:

@@ -16,7 +16,14 @@ from engine._codes import EventKind, OrderType, Reason, Side, TimeInForce
 from engine.journal import EngineClient, new_origin
 from engine.loop import start_engine
 from engine.markets import BTC, USDT, funding_commands, market_commands
-from engine.messages import GetBalances, GetBook, GetStatus, PlaceOrder
+from engine.messages import (
+    EVENTS_DECODER,
+    GetAllBalances,
+    GetBalances,
+    GetBook,
+    GetStatus,
+    PlaceOrder,
+)
 from engine.topology import Topology
 
 
@@ -65,6 +72,17 @@ def test_orders_flow_through_the_journal_and_survive_a_restart(
             # a buy the account cannot pay for is rejected by the risk stage, not the book
             broke = await client.submit([buy(12, 1, 300_000, 1)])
             assert broke.event_rows()["reason"].tolist() == [Reason.funds_must_be_available]
+            pages, after = [], -1
+            while after is not None:  # every account's balances, two accounts a page
+                page = await client.query(GetAllBalances(after_account_id=after, accounts_max=2))
+                pages.append(page.result["balances"])
+                after = page.result["next_after"]
+            everything = [row for rows in pages for row in rows]
+            assert len(pages) >= 2 and [r[0] for r in everything] == sorted(
+                r[0] for r in everything
+            )
+            for asset in (BTC, USDT):  # the external account holds minus all the others
+                assert sum(r[2] + r[3] for r in everything if r[1] == asset) == 0
             balances = (await client.query(GetBalances(account_id=10))).result["balances"]
             by_asset = {b["asset_id"]: b for b in balances}
             assert by_asset[BTC]["available_minor"] == 20 * 10**8 + 20 * 10_000
@@ -107,6 +125,92 @@ def test_an_undecodable_journal_entry_is_skipped_and_answered(
             assert ok.journal_seq == 2
             status = (await client.query(GetStatus())).result
             assert status["journal_seq_applied"] == 2
+        finally:
+            await engine.stop()
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_group_commit_journals_concurrent_callers_together_and_keeps_their_places(
+    nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    """Many concurrent appends share few journal entries; each caller learns where its own
+    commands sit in the shared entry, and their outcomes are those commands' and no others'."""
+
+    async def scenario() -> None:
+        topology = Topology(nats_prefix, "0")
+        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0)
+        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
+        try:
+            await client.submit([*market_commands(), *funding_commands(range(10, 60))])
+
+            async def one(account: int) -> tuple[int, int, int]:
+                await asyncio.sleep(0.001 * (account % 5))  # some join a group in flight
+                seq, offset, future = await client.append_grouped(
+                    [buy(account, 1, 290_000 + account, 1), buy(account, 2, 280_000, 2)]
+                )
+                batch = await asyncio.shield(future)
+                rows = batch.event_rows()
+                ours = (rows["command_index"] >= offset) & (rows["command_index"] < offset + 2)
+                mine = rows[ours & (rows["kind"] != EventKind.BOOK_DELTA)]
+                assert mine["kind"].tolist() == [EventKind.ACCEPTED] * 2
+                assert mine["account_id"].tolist() == [account, account]
+                assert mine["client_order_id"].tolist() == [1, 2]
+                return seq, offset, batch.journal_seq
+
+            results = await asyncio.gather(*(one(account) for account in range(10, 60)))
+            assert all(seq == applied for seq, _, applied in results)
+            entries = {seq for seq, _, _ in results}
+            assert len(entries) < len(results)  # grouped: fewer entries than callers
+            for entry in entries:  # every entry's callers hold disjoint, packed positions
+                offsets = sorted(offset for seq, offset, _ in results if seq == entry)
+                assert offsets == list(range(0, 2 * len(offsets), 2))
+            book = (await client.query(GetBook(instrument_id=1, depth=100))).result
+            assert sum(level[2] for level in book["bids"]) == 100
+        finally:
+            await engine.stop()
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_event_publish_is_sent_again_with_everything_after_it(
+    nats_url: str, nats_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reconnect can drop an EventBatch publish without a word. Every later publish names its
+    predecessor as the stream's last message, so the stream refuses them all; once the lost one
+    is overdue the engine sends it and the whole refused tail again, in one go, and the events
+    stream ends with entry k at position k. Method: the engine's publish of entry 3 is dropped
+    on the floor (a future that never resolves), as the reconnect would."""
+    monkeypatch.setattr("engine.loop.publish_ack_timeout_s", 0.3)
+
+    async def scenario() -> None:
+        topology = Topology(nats_prefix, "0")
+        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0)
+        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
+        publish_async = engine._js.publish_async
+        dropped: list[str] = []
+
+        async def lossy(subject: str, payload: bytes, **kwargs: object) -> asyncio.Future[object]:
+            headers = kwargs.get("headers") or {}
+            assert isinstance(headers, dict)
+            if headers.get("Nats-Msg-Id") == topology.event_message_id(3) and not dropped:
+                dropped.append(headers["Nats-Msg-Id"])
+                return asyncio.get_running_loop().create_future()  # never sent, never acked
+            return await publish_async(subject, payload, **kwargs)  # type: ignore[arg-type]
+
+        engine._js.publish_async = lossy
+        try:
+            await client.submit([*market_commands(), *funding_commands(range(10, 20))])
+            appended = [await client.append([buy(10 + n, 1, 290_000, 1)]) for n in range(8)]
+            batches = await asyncio.wait_for(asyncio.gather(*(f for _, f in appended)), 10)
+            assert dropped and [b.journal_seq for b in batches] == list(range(2, 10))
+            info = await client.js.stream_info(topology.events_stream)
+            assert info.state.messages == info.state.last_seq == 9
+            for seq in range(1, 10):
+                msg = await client.js.get_msg(topology.events_stream, seq=seq)
+                assert EVENTS_DECODER.decode(msg.data).journal_seq == seq
         finally:
             await engine.stop()
             await client.close()

@@ -315,6 +315,35 @@ def test_a_funded_trader_places_trades_amends_and_cancels(start: Callable[..., A
     run(scenario)
 
 
+def test_concurrent_unary_calls_share_entries_and_each_gets_its_own_reports(
+    start: Callable[..., Any],
+) -> None:
+    """Group commit: calls in flight together are journaled as one entry, and each reply holds
+    the reports of its own order only (a fill names the caller's side of the trade)."""
+
+    async def scenario() -> None:
+        async with start() as ex:
+            calls = [
+                ex.orders.PlaceOrder(
+                    place(coid, SELL if coid % 2 else BUY, "30000", "0.1"),
+                    metadata=ex.auth("maker" if coid % 2 else "trader"),
+                )
+                for coid in range(1, 41)
+            ]
+            replies = await asyncio.gather(*calls)
+            for coid, reply in enumerate(replies, start=1):
+                assert {r.client_order_id for r in reply.reports} == {coid}
+                assert {r.command_index for r in reply.reports} == {0}
+                assert reply.reports[0].kind == EventKind.ACCEPTED
+                assert all(not r.maker for r in reply.reports)  # a maker's fill is not ours
+            entries = {reply.reports[0].journal_seq for reply in replies}
+            assert len(entries) < len(replies)
+            fills = sum(r.kind == EventKind.FILLED for reply in replies for r in reply.reports)
+            assert fills > 0
+
+    run(scenario)
+
+
 def test_callers_must_authenticate_and_have_the_role(start: Callable[..., Any]) -> None:
     async def scenario() -> None:
         async with start() as ex:
