@@ -39,7 +39,6 @@ from engine.messages import (
     JOURNAL_DECODER,
     QUERY_DECODER,
     AdvanceTime,
-    EventBatch,
     GetAllBalances,
     GetBalances,
     GetBook,
@@ -229,15 +228,7 @@ class EngineLoop:
         applied = self.shard.apply(seq, entry)
         if applied is None or seq <= self.published_through:
             return  # replaying what was published before a restart
-        batch = EventBatch(
-            shard=self.topology.shard,
-            journal_seq=seq,
-            origin=entry.origin,
-            batch_id=entry.batch_id,
-            ts_ns=self.shard.ts_ns,
-            events=applied.events.tobytes(),
-            transfers=applied.transfers.tobytes(),
-        )
+        batch = self.shard.event_batch(seq, entry, applied)
         await self._publish_events(seq, ENCODER.encode(batch))
         for update in applied.market_data:
             subject = self.topology.market_data_subject(update.instrument_id)

@@ -50,6 +50,7 @@ from engine.messages import (
     DefineAsset,
     DefineInstrument,
     Deposit,
+    EventBatch,
     HaltInstrument,
     HoldWithdrawal,
     JournalEntry,
@@ -185,6 +186,18 @@ class Shard:
         if len(transfers) > 1 and (np.diff(transfers["command_index"]) < 0).any():
             transfers = transfers[np.argsort(transfers["command_index"], kind="stable")]
         return Applied(events, transfers, self._market_data(), self._instruments_changed)
+
+    def event_batch(self, journal_seq: int, entry: JournalEntry, applied: Applied) -> EventBatch:
+        """The EventBatch the engine publishes for an entry it just applied."""
+        return EventBatch(
+            shard=self.name,
+            journal_seq=journal_seq,
+            origin=entry.origin,
+            batch_id=entry.batch_id,
+            ts_ns=self.ts_ns,
+            events=applied.events.tobytes(),
+            transfers=applied.transfers.tobytes(),
+        )
 
     def _reset_entry(self) -> None:
         self._rows: list[npt.NDArray[Any]] = []
