@@ -183,7 +183,64 @@ class Reason(IntEnum):
     instrument_halted = 4107
 
 
+class TransferResult(IntEnum):
+    """The outcome of one transfer given to the ledger (ledger/). 5xxx is the ledger's stage, 50xx
+    its transfers. Checks run in the order of their numbers and the first failing one is
+    reported, as in TigerBeetle. A refused transfer changes no balance. Results 5008 and up are
+    decided once the id is known to be new, and record the id as failed (a retry gets
+    id_already_failed); 5001-5007 are about the id or the chain and record nothing.
+    """
+
+    OK = 0
+    linked_event_failed = 5001  # another transfer of its linked chain was refused
+    linked_event_chain_open = 5002  # LINKED set on the last transfer of the commit
+    id_must_be_in_range = 5003  # transfer ids are in [1, 2**128)
+    flags_must_be_known = 5004
+    exists_with_different_fields = 5005  # the id names a transfer with other content
+    exists = 5006  # the same transfer was already applied: nothing to do
+    id_already_failed = 5007  # the id was refused before; it never applies
+    flags_are_mutually_exclusive = 5008  # at most one of PENDING, POST_PENDING, VOID_PENDING
+    pending_id_must_be_zero = 5009  # only a post or a void names a pending transfer
+    pending_id_must_be_in_range = 5010  # a post or void must name one, in [1, 2**128)
+    pending_id_must_be_different = 5011  # a post or void cannot name itself
+    amount_must_not_be_negative = 5012
+    amount_must_not_be_zero = 5013  # a post of 0 means "the full pending amount"
+    code_must_be_in_range = 5014  # [1, 65535]; a post or void may give 0 to keep the pending's
+    user_data_must_fit_in_64_bits = 5015  # user_data_1 and user_data_2 are signed 64-bit
+    accounts_must_be_different = 5016
+    debit_account_must_exist = 5017
+    credit_account_must_exist = 5018
+    ledgers_must_match = 5019  # the transfer's ledger and both accounts' ledgers
+    pending_transfer_not_found = 5020
+    pending_transfer_not_pending = 5021  # pending_id names a transfer without the PENDING flag
+    pending_transfer_already_posted = 5022
+    pending_transfer_already_voided = 5023
+    pending_transfer_has_different_accounts = 5024  # a post or void may give 0 for either
+    pending_transfer_has_different_ledger = 5025  # a post or void may give 0
+    exceeds_pending_transfer_amount = 5026  # a post of more than the pending amount
+    pending_transfer_has_different_amount = 5027  # a void names an amount other than 0 or all
+    overflows_debits = 5028  # debits posted + pending would pass 2**63 - 1
+    overflows_credits = 5029  # credits posted + pending would pass 2**63 - 1
+    exceeds_credits = 5030  # DEBITS_MUST_NOT_EXCEED_CREDITS on the debit account
+    exceeds_debits = 5031  # CREDITS_MUST_NOT_EXCEED_DEBITS on the credit account
+
+
+class AccountResult(IntEnum):
+    """The outcome of one account given to the ledger: 51xx, in the order the checks run."""
+
+    OK = 0
+    account_id_must_be_positive = 5101  # account ids are in [1, 2**63)
+    account_flags_must_be_known = 5102
+    account_exists_with_different_fields = 5103
+    account_exists = 5104  # the same account was already created: nothing to do
+    account_flags_are_mutually_exclusive = 5105  # not both DEBITS_ and CREDITS_MUST_NOT_EXCEED_
+    account_ledger_must_be_in_range = 5106  # ledger (asset) ids are in [1, 2**31)
+    owner_id_must_be_in_range = 5107  # [0, 2**63); 0 is the house
+    purpose_must_be_known = 5108
+
+
 __all__ = [
+    "AccountResult",
     "CommandKind",
     "EventKind",
     "InstrumentStatus",
@@ -195,4 +252,5 @@ __all__ = [
     "StpMode",
     "TimeInForce",
     "TransferKind",
+    "TransferResult",
 ]

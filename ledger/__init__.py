@@ -1,1 +1,41 @@
-"""ledger package (built in later issues)."""
+"""The ledger: double-entry accounts and transfers in PostgreSQL, hash-chained.
+
+`Ledger` is the writer (TigerBeetle's semantics, one per schema), `ReferenceLedger` the same
+semantics in plain Python (the tests' oracle), `verify` the chain check behind
+``python -m ledger verify``.
+"""
+
+from engine._codes import AccountResult, TransferResult
+from ledger.chain import ChainReport, verify
+from ledger.ledger import DEFAULT_SCHEMA, CommitResult, Ledger, LedgerBusy
+from ledger.model import (
+    Account,
+    AccountFlags,
+    Balance,
+    Purpose,
+    Transfer,
+    TransferFlags,
+    TransferRecord,
+    account_id_for,
+)
+from ledger.reference import ReferenceLedger
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "Account",
+    "AccountFlags",
+    "AccountResult",
+    "Balance",
+    "ChainReport",
+    "CommitResult",
+    "Ledger",
+    "LedgerBusy",
+    "Purpose",
+    "ReferenceLedger",
+    "Transfer",
+    "TransferFlags",
+    "TransferRecord",
+    "TransferResult",
+    "account_id_for",
+    "verify",
+]

@@ -165,6 +165,53 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     order_expired: _ClassVar[Reason]
     mass_cancelled: _ClassVar[Reason]
     instrument_halted: _ClassVar[Reason]
+
+class TransferResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSFER_RESULT_OK: _ClassVar[TransferResult]
+    linked_event_failed: _ClassVar[TransferResult]
+    linked_event_chain_open: _ClassVar[TransferResult]
+    id_must_be_in_range: _ClassVar[TransferResult]
+    flags_must_be_known: _ClassVar[TransferResult]
+    exists_with_different_fields: _ClassVar[TransferResult]
+    exists: _ClassVar[TransferResult]
+    id_already_failed: _ClassVar[TransferResult]
+    flags_are_mutually_exclusive: _ClassVar[TransferResult]
+    pending_id_must_be_zero: _ClassVar[TransferResult]
+    pending_id_must_be_in_range: _ClassVar[TransferResult]
+    pending_id_must_be_different: _ClassVar[TransferResult]
+    amount_must_not_be_negative: _ClassVar[TransferResult]
+    amount_must_not_be_zero: _ClassVar[TransferResult]
+    code_must_be_in_range: _ClassVar[TransferResult]
+    user_data_must_fit_in_64_bits: _ClassVar[TransferResult]
+    accounts_must_be_different: _ClassVar[TransferResult]
+    debit_account_must_exist: _ClassVar[TransferResult]
+    credit_account_must_exist: _ClassVar[TransferResult]
+    ledgers_must_match: _ClassVar[TransferResult]
+    pending_transfer_not_found: _ClassVar[TransferResult]
+    pending_transfer_not_pending: _ClassVar[TransferResult]
+    pending_transfer_already_posted: _ClassVar[TransferResult]
+    pending_transfer_already_voided: _ClassVar[TransferResult]
+    pending_transfer_has_different_accounts: _ClassVar[TransferResult]
+    pending_transfer_has_different_ledger: _ClassVar[TransferResult]
+    exceeds_pending_transfer_amount: _ClassVar[TransferResult]
+    pending_transfer_has_different_amount: _ClassVar[TransferResult]
+    overflows_debits: _ClassVar[TransferResult]
+    overflows_credits: _ClassVar[TransferResult]
+    exceeds_credits: _ClassVar[TransferResult]
+    exceeds_debits: _ClassVar[TransferResult]
+
+class AccountResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCOUNT_RESULT_OK: _ClassVar[AccountResult]
+    account_id_must_be_positive: _ClassVar[AccountResult]
+    account_flags_must_be_known: _ClassVar[AccountResult]
+    account_exists_with_different_fields: _ClassVar[AccountResult]
+    account_exists: _ClassVar[AccountResult]
+    account_flags_are_mutually_exclusive: _ClassVar[AccountResult]
+    account_ledger_must_be_in_range: _ClassVar[AccountResult]
+    owner_id_must_be_in_range: _ClassVar[AccountResult]
+    purpose_must_be_known: _ClassVar[AccountResult]
 SIDE_UNSPECIFIED: Side
 SIDE_BUY: Side
 SIDE_SELL: Side
@@ -294,3 +341,44 @@ self_trade_prevented: Reason
 order_expired: Reason
 mass_cancelled: Reason
 instrument_halted: Reason
+TRANSFER_RESULT_OK: TransferResult
+linked_event_failed: TransferResult
+linked_event_chain_open: TransferResult
+id_must_be_in_range: TransferResult
+flags_must_be_known: TransferResult
+exists_with_different_fields: TransferResult
+exists: TransferResult
+id_already_failed: TransferResult
+flags_are_mutually_exclusive: TransferResult
+pending_id_must_be_zero: TransferResult
+pending_id_must_be_in_range: TransferResult
+pending_id_must_be_different: TransferResult
+amount_must_not_be_negative: TransferResult
+amount_must_not_be_zero: TransferResult
+code_must_be_in_range: TransferResult
+user_data_must_fit_in_64_bits: TransferResult
+accounts_must_be_different: TransferResult
+debit_account_must_exist: TransferResult
+credit_account_must_exist: TransferResult
+ledgers_must_match: TransferResult
+pending_transfer_not_found: TransferResult
+pending_transfer_not_pending: TransferResult
+pending_transfer_already_posted: TransferResult
+pending_transfer_already_voided: TransferResult
+pending_transfer_has_different_accounts: TransferResult
+pending_transfer_has_different_ledger: TransferResult
+exceeds_pending_transfer_amount: TransferResult
+pending_transfer_has_different_amount: TransferResult
+overflows_debits: TransferResult
+overflows_credits: TransferResult
+exceeds_credits: TransferResult
+exceeds_debits: TransferResult
+ACCOUNT_RESULT_OK: AccountResult
+account_id_must_be_positive: AccountResult
+account_flags_must_be_known: AccountResult
+account_exists_with_different_fields: AccountResult
+account_exists: AccountResult
+account_flags_are_mutually_exclusive: AccountResult
+account_ledger_must_be_in_range: AccountResult
+owner_id_must_be_in_range: AccountResult
+purpose_must_be_known: AccountResult

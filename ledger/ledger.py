@@ -1,0 +1,803 @@
+"""The ledger: TigerBeetle's account and transfer semantics, kept in PostgreSQL by one writer.
+
+One `Ledger` owns one PostgreSQL schema (`ledger._schema`) and is its only writer: it holds a
+session advisory lock on the schema for as long as it is open, so a second writer fails at
+`open` instead of corrupting balances. It decides every transfer in memory, over a cache of the
+accounts it touched and the recent transfers (`model.transfers_cached_max`), loading whatever a
+commit needs and does not hold with one query per kind, and then writes the whole commit in one
+database transaction: the applied event id, one binary COPY of the new transfers, the new
+balances, the refused ids and the commit's hash-chain link (`ledger.chain`). PostgreSQL is the
+truth: when a write fails the caches are dropped and reloaded from it, and a new `Ledger` on the
+same schema carries on where the last one stopped, old ids included.
+
+Transfer results are checked in the order of their numbers (`TransferResult`, 50xx) and the
+first failing check is the result. Where TigerBeetle leaves a choice, this ledger decides:
+
+- A refused transfer's id is recorded as failed (a retry gets ``id_already_failed``) when the
+  refusal came after the id was known to be new, i.e. results 5008 and up. Results 5001-5007 are
+  about the id or the chain and are not recorded; that includes ``flags_must_be_known`` (5004),
+  which is checked before ``exists`` so that an applied id is never also a failed one.
+- A linked chain fails at its first non-OK member, ``exists`` included, with one exception: when
+  every member of a chain is ``exists`` (the whole chain retried), each reports ``exists``.
+- A post or void takes its accounts, ledger, code (when 0) and amount (post of 0: all; void:
+  always all) from the pending transfer; checks 5016-5019 apply to plain and pending transfers
+  only, because a post's accounts are its pending transfer's, checked when that was created. A
+  post may carry a code of its own. A retry of a post or void is ``exists`` when it resolves to
+  the stored transfer (0 fields filled from the pending transfer as for the original).
+- A commit that names an event id already applied changes nothing and says so
+  (`CommitResult.event_already_applied`); the event id is stored in the commit's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+
+from engine._codes import AccountResult, TransferResult
+from ledger import chain
+from ledger._schema import ensure_schema, q
+from ledger.model import (
+    ACCOUNT_FLAGS_KNOWN,
+    PURPOSES_KNOWN,
+    TRANSFER_FLAGS_KNOWN,
+    Account,
+    AccountFlags,
+    Transfer,
+    TransferFlags,
+    TransferRecord,
+    account_id_max,
+    balance_max,
+    code_max,
+    ledger_max,
+    transfers_cached_max,
+)
+from ledger.reader import (
+    DEFAULT_SCHEMA,
+    LedgerReader,
+    _in_account_id_range,
+    _in_transfer_id_range,
+    _record_of_row,
+    _uuid,
+)
+
+# -- LIMITS --
+
+# A commit is one transaction and one COPY held in memory; a journal entry's transfer rows
+# (ledger.postings.rows_per_entry_max) must fit one commit.
+transfers_per_commit_max = 1 << 24
+# Refused ids kept in memory, like transfers: retries of recent failures answer without a query.
+failed_cached_max = 1 << 16
+# journal_seq and ts_ns are PostgreSQL bigint.
+journal_seq_max = (1 << 63) - 1
+# user_data_1 and user_data_2 are PostgreSQL bigint (signed).
+user_data_min = -(1 << 63)
+user_data_max = (1 << 63) - 1
+
+
+_LINKED = int(TransferFlags.LINKED)
+_PENDING = int(TransferFlags.PENDING)
+_POST = int(TransferFlags.POST_PENDING)
+_VOID = int(TransferFlags.VOID_PENDING)
+_RESOLVING = _POST | _VOID
+_DEBITS_LIMITED = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CREDITS_LIMITED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+# Results from here on are decided after the id is known to be new: the id is recorded as failed.
+FAILED_RECORDED_MIN = TransferResult.flags_are_mutually_exclusive
+_OK = TransferResult.OK
+
+
+class CommitResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What `Ledger.commit` did.
+
+    `results` lists only the transfers that were not applied, as ``(index, result)`` in index
+    order (TigerBeetle's convention): an empty list means every transfer was applied.
+    `commit_no` is the hash-chain link written, or the one that applied the event before when
+    `event_already_applied`; None when the commit had nothing to write (every transfer
+    ``exists`` or refused without being recorded, and no event id).
+    """
+
+    results: list[tuple[int, TransferResult]] = []
+    event_already_applied: bool = False
+    commit_no: int | None = None
+
+
+class LedgerBusy(RuntimeError):
+    """Another `Ledger` is open on this schema: there is one writer per schema."""
+
+
+class _AccountState:
+    """An account and its four sums, as the writer holds them."""
+
+    __slots__ = ("account", "cp", "cpe", "dp", "dpe")
+
+    def __init__(self, account: Account, dp: int, cp: int, dpe: int, cpe: int) -> None:
+        self.account = account
+        self.dp = dp
+        self.cp = cp
+        self.dpe = dpe
+        self.cpe = cpe
+
+
+def _tuple_of_record(r: TransferRecord) -> bytes:
+    return chain.transfer_tuple(
+        r.position, r.id, r.debit_account_id, r.credit_account_id, r.amount_minor, r.pending_id,
+        r.ledger, r.code, r.flags, r.user_data_1, r.user_data_2, r.journal_seq, r.ts_ns,
+    )  # fmt: skip
+
+
+class Ledger(LedgerReader):
+    """The ledger in one PostgreSQL schema; open with `Ledger.open`, the only writer.
+
+    Methods are coroutines and serialize on one lock: one call runs at a time. `commit` costs
+    O(transfers) in memory, up to five queries for what the caches miss (stored and failed ids,
+    pending transfers and their state, accounts) and one transaction of up to five statements;
+    `create_accounts` one query and one INSERT. Queries (`ledger.reader.LedgerReader`'s)
+    read PostgreSQL, not the caches, under the same lock.
+    """
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], schema: str, cached_max: int) -> None:
+        super().__init__(conn, schema)
+        self._cached_max = cached_max
+        self._accounts: dict[int, _AccountState] = {}
+        self._transfers: dict[int, TransferRecord] = {}  # insertion order = eviction order
+        # For each PENDING transfer in `_transfers`: 0 while pending, else the flag
+        # (POST_PENDING or VOID_PENDING) of the transfer that resolved it.
+        self._pending_state: dict[int, int] = {}
+        self._failed: dict[int, int] = {}
+        self._commit_no = 0
+        self._next_position = 1
+        self._journal_seq = 0
+        self._head = chain.GENESIS
+        self._state_valid = False
+
+    # -- OPEN AND CLOSE --
+
+    @classmethod
+    async def open(
+        cls,
+        database_url: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        transfers_cached_max: int = transfers_cached_max,
+    ) -> Ledger:
+        """Connect, create the schema's tables if missing, and become the schema's writer.
+
+        Parameters
+        ----------
+        database_url
+            A PostgreSQL connection URL.
+        schema
+            The schema this ledger owns.
+        transfers_cached_max
+            How many recent transfers to answer from memory (tests make it small to exercise
+            the lookups of old ids).
+
+        Raises
+        ------
+        LedgerBusy
+            When another `Ledger` holds the schema.
+        """
+        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+        try:
+            await ensure_schema(conn, schema)
+            cur = await conn.execute(
+                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                ("clearline.ledger:" + schema,),
+            )
+            row = await cur.fetchone()
+            if row is None or not row[0]:
+                raise LedgerBusy(f"another ledger writer holds schema {schema!r}")
+            ledger = cls(conn, schema, transfers_cached_max)
+            await ledger._reload()
+        except BaseException:
+            await conn.close()
+            raise
+        return ledger
+
+    async def close(self) -> None:
+        """Close the connection, which releases the schema for another writer."""
+        await self._conn.close()
+
+    async def __aenter__(self) -> Ledger:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _reload(self) -> None:
+        """Forget every cache and read the chain's head: PostgreSQL is the truth."""
+        self._state_valid = False
+        self._accounts.clear()
+        self._transfers.clear()
+        self._pending_state.clear()
+        self._failed.clear()
+        cur = await self._conn.execute(
+            q(
+                "SELECT commit_no, journal_seq, first_position + transfers_count, hash"
+                " FROM {schema}.chain ORDER BY commit_no DESC LIMIT 1",
+                self._schema,
+            )
+        )
+        row = await cur.fetchone()
+        if row is None:
+            self._commit_no, self._journal_seq, self._next_position = 0, 0, 1
+            self._head = chain.GENESIS
+        else:
+            self._commit_no, self._journal_seq, self._next_position = row[0], row[1], row[2]
+            self._head = bytes(row[3])
+        self._state_valid = True
+
+    # -- ACCOUNTS --
+
+    async def create_accounts(
+        self, accounts: Sequence[Account], *, ts_ns: int | None = None
+    ) -> list[tuple[int, AccountResult]]:
+        """Create accounts; each is checked in `AccountResult` order, alone (no chains).
+
+        Returns
+        -------
+        list of (index, AccountResult)
+            Only the accounts not created, in index order; ``account_exists`` for the same
+            account created before. Empty when every account was created.
+        """
+        ts_ns = time.time_ns() if ts_ns is None else ts_ns
+        async with self._lock:
+            if not self._state_valid:
+                await self._reload()
+            await self._load_accounts(a.id for a in accounts)
+            results: list[tuple[int, AccountResult]] = []
+            new: list[Account] = []
+            for index, account in enumerate(accounts):
+                result = self._check_account(account)
+                if result is AccountResult.OK:
+                    new.append(account)
+                    self._accounts[account.id] = _AccountState(account, 0, 0, 0, 0)
+                else:
+                    results.append((index, result))
+            if new:
+                try:
+                    await self._conn.execute(
+                        q(
+                            "INSERT INTO {schema}.accounts (id, ledger, owner_id, purpose, flags,"
+                            " ts_ns) SELECT *, %s FROM unnest(%s::bigint[], %s::integer[],"
+                            " %s::bigint[], %s::smallint[], %s::integer[])",
+                            self._schema,
+                        ),
+                        (
+                            ts_ns,
+                            [a.id for a in new],
+                            [a.ledger for a in new],
+                            [a.owner_id for a in new],
+                            [a.purpose for a in new],
+                            [a.flags for a in new],
+                        ),
+                    )
+                except BaseException:
+                    await self._reload_after_failure()
+                    raise
+            return results
+
+    def _check_account(self, a: Account) -> AccountResult:
+        if not _in_account_id_range(a.id):
+            return AccountResult.account_id_must_be_positive
+        if a.flags < 0 or a.flags & ~ACCOUNT_FLAGS_KNOWN:
+            return AccountResult.account_flags_must_be_known
+        existing = self._accounts.get(a.id)
+        if existing is not None:
+            if existing.account == a:
+                return AccountResult.account_exists
+            return AccountResult.account_exists_with_different_fields
+        if a.flags & _DEBITS_LIMITED and a.flags & _CREDITS_LIMITED:
+            return AccountResult.account_flags_are_mutually_exclusive
+        if not 0 < a.ledger <= ledger_max:
+            return AccountResult.account_ledger_must_be_in_range
+        if not 0 <= a.owner_id <= account_id_max:
+            return AccountResult.owner_id_must_be_in_range
+        if a.purpose not in PURPOSES_KNOWN:
+            return AccountResult.purpose_must_be_known
+        return AccountResult.OK
+
+    # -- TRANSFERS --
+
+    async def commit(
+        self,
+        transfers: Sequence[Transfer],
+        *,
+        journal_seq: int,
+        event_id: str | None = None,
+        ts_ns: int | None = None,
+    ) -> CommitResult:
+        """Apply transfers in order, atomically, as one hash-chain link.
+
+        Parameters
+        ----------
+        transfers
+            In order; LINKED chains are consecutive transfers (see `TransferFlags`).
+        journal_seq
+            The engine journal sequence the commit books; never below the last commit's
+            (`balances_as_of` relies on it), except for an event already applied.
+        event_id
+            The id of the event the transfers come from: when already applied, nothing is done
+            and `CommitResult.event_already_applied` says so.
+        ts_ns
+            The time stored with the new transfers; now when None.
+
+        Raises
+        ------
+        ValueError
+            On a journal_seq below the last commit's, a ts_ns outside bigint, or too many
+            transfers: caller bugs, nothing is done.
+        psycopg.Error
+            When PostgreSQL fails the commit: nothing is stored, and the writer forgets what it
+            held in memory (it reloads from PostgreSQL), so the same commit can be retried.
+        """
+        if len(transfers) > transfers_per_commit_max:
+            raise ValueError(f"{len(transfers)} transfers > {transfers_per_commit_max}")
+        ts_ns = time.time_ns() if ts_ns is None else ts_ns
+        if not 0 <= ts_ns <= journal_seq_max:
+            raise ValueError(f"ts_ns {ts_ns} outside [0, 2**63)")
+        async with self._lock:
+            if not self._state_valid:
+                await self._reload()
+            # The event first: a redelivered event is older than the last commit, and is a no-op.
+            if event_id is not None:
+                cur = await self._conn.execute(
+                    q("SELECT commit_no FROM {schema}.applied_events WHERE event_id = %s",
+                      self._schema),
+                    (event_id,),
+                )  # fmt: skip
+                row = await cur.fetchone()
+                if row is not None:
+                    return CommitResult(event_already_applied=True, commit_no=row[0])
+            if not self._journal_seq <= journal_seq <= journal_seq_max:
+                raise ValueError(f"journal_seq {journal_seq} < last {self._journal_seq}")
+            try:
+                await self._load_for(transfers)
+                return await self._commit(transfers, journal_seq, event_id, ts_ns)
+            except BaseException:
+                await self._reload_after_failure()
+                raise
+
+    async def _commit(
+        self, transfers: Sequence[Transfer], journal_seq: int, event_id: str | None, ts_ns: int
+    ) -> CommitResult:
+        new: list[TransferRecord] = []
+        failed: list[tuple[int, int, int]] = []  # (id, result, index)
+        touched: dict[int, _AccountState] = {}
+        results: list[tuple[int, TransferResult]] = []
+        undo: list[tuple[Any, ...]] = []
+        count = len(transfers)
+        start = 0
+        while start < count:
+            end = start  # the group is [start, end]: a chain, or one transfer
+            while end < count - 1 and transfers[end].flags & _LINKED:
+                end += 1
+            chained = bool(transfers[start].flags & _LINKED)
+            open_chain = bool(transfers[end].flags & _LINKED)  # only when end == count - 1
+            undo.clear()
+            new_mark = len(new)
+            failing, result = -1, _OK
+            for index in range(start, end + 1):
+                if open_chain and index == end:
+                    result = TransferResult.linked_event_chain_open
+                else:
+                    result = self._apply(transfers[index], new, touched, undo, journal_seq, ts_ns)
+                if result is not _OK:
+                    failing = index
+                    break
+            if failing < 0:
+                start = end + 1
+                continue
+            if result >= FAILED_RECORDED_MIN:
+                self._failed[transfers[failing].id] = result
+                failed.append((transfers[failing].id, int(result), failing))
+            if not chained:
+                results.append((failing, result))
+            elif (
+                result is TransferResult.exists
+                and failing == start
+                and not open_chain
+                and all(
+                    self._exists(t) is TransferResult.exists for t in transfers[start : end + 1]
+                )
+            ):
+                results.extend((i, TransferResult.exists) for i in range(start, end + 1))
+            else:
+                self._undo(undo)
+                del new[new_mark:]
+                for index in range(start, end + 1):
+                    results.append(
+                        (index, result if index == failing else TransferResult.linked_event_failed)
+                    )
+            start = end + 1
+        commit_no = None
+        if new or failed or event_id is not None:
+            commit_no = await self._write(new, failed, touched, journal_seq, event_id, ts_ns)
+        self._evict()
+        return CommitResult(results=results, commit_no=commit_no)
+
+    def _exists(self, t: Transfer) -> TransferResult:
+        """Checks 5003-5006 alone: whether `t` is a retry of a stored transfer."""
+        if not _in_transfer_id_range(t.id):
+            return TransferResult.id_must_be_in_range
+        if t.flags < 0 or t.flags & ~TRANSFER_FLAGS_KNOWN:
+            return TransferResult.flags_must_be_known
+        stored = self._transfers.get(t.id)
+        if stored is None:
+            return _OK
+        if self._same(t, stored):
+            return TransferResult.exists
+        return TransferResult.exists_with_different_fields
+
+    def _same(self, t: Transfer, s: TransferRecord) -> bool:
+        """Whether `t` resolves to the stored `s` (see the module docstring)."""
+        if (t.flags, t.pending_id, t.user_data_1, t.user_data_2) != (
+            s.flags, s.pending_id, s.user_data_1, s.user_data_2
+        ):  # fmt: skip
+            return False
+        if not s.flags & _RESOLVING:
+            return (t.debit_account_id, t.credit_account_id, t.amount_minor, t.ledger, t.code) == (
+                s.debit_account_id, s.credit_account_id, s.amount_minor, s.ledger, s.code
+            )  # fmt: skip
+        p = self._transfers[s.pending_id]
+        if s.flags & _POST:
+            amount_ok = (t.amount_minor or p.amount_minor) == s.amount_minor
+        else:
+            amount_ok = t.amount_minor in (0, s.amount_minor)
+        return (
+            amount_ok
+            and t.debit_account_id in (0, s.debit_account_id)
+            and t.credit_account_id in (0, s.credit_account_id)
+            and t.ledger in (0, s.ledger)
+            and (t.code or p.code) == s.code
+        )
+
+    def _apply(
+        self,
+        t: Transfer,
+        new: list[TransferRecord],
+        touched: dict[int, _AccountState],
+        undo: list[tuple[Any, ...]],
+        journal_seq: int,
+        ts_ns: int,
+    ) -> TransferResult:
+        """Check `t` in result order; when OK, apply it and log how to undo it."""
+        R = TransferResult
+        result = self._exists(t)
+        if result is not _OK:
+            return result
+        if t.id in self._failed:
+            return R.id_already_failed
+        kind = t.flags & (_PENDING | _RESOLVING)
+        if kind & (kind - 1):
+            return R.flags_are_mutually_exclusive
+        resolving = kind & _RESOLVING
+        if not resolving:
+            if t.pending_id != 0:
+                return R.pending_id_must_be_zero
+        else:
+            if not _in_transfer_id_range(t.pending_id):
+                return R.pending_id_must_be_in_range
+            if t.pending_id == t.id:
+                return R.pending_id_must_be_different
+        if t.amount_minor < 0:
+            return R.amount_must_not_be_negative
+        if t.amount_minor == 0 and not resolving:
+            return R.amount_must_not_be_zero
+        if not (0 if resolving else 1) <= t.code <= code_max:
+            return R.code_must_be_in_range
+        if not (
+            user_data_min <= t.user_data_1 <= user_data_max
+            and user_data_min <= t.user_data_2 <= user_data_max
+        ):
+            return R.user_data_must_fit_in_64_bits
+        p: TransferRecord | None = None
+        if not resolving:
+            if t.debit_account_id == t.credit_account_id:
+                return R.accounts_must_be_different
+            dr = self._accounts.get(t.debit_account_id)
+            if dr is None:
+                return R.debit_account_must_exist
+            cr = self._accounts.get(t.credit_account_id)
+            if cr is None:
+                return R.credit_account_must_exist
+            if not t.ledger == dr.account.ledger == cr.account.ledger:
+                return R.ledgers_must_match
+            amount, code = t.amount_minor, t.code
+        else:
+            p = self._transfers.get(t.pending_id)
+            if p is None:
+                return R.pending_transfer_not_found
+            if not p.flags & _PENDING:
+                return R.pending_transfer_not_pending
+            state = self._pending_state[p.id]
+            if state == _POST:
+                return R.pending_transfer_already_posted
+            if state == _VOID:
+                return R.pending_transfer_already_voided
+            if t.debit_account_id not in (0, p.debit_account_id) or t.credit_account_id not in (
+                0, p.credit_account_id
+            ):  # fmt: skip
+                return R.pending_transfer_has_different_accounts
+            if t.ledger not in (0, p.ledger):
+                return R.pending_transfer_has_different_ledger
+            if resolving == _POST and t.amount_minor > p.amount_minor:
+                return R.exceeds_pending_transfer_amount
+            if resolving == _VOID and t.amount_minor not in (0, p.amount_minor):
+                return R.pending_transfer_has_different_amount
+            dr = self._accounts[p.debit_account_id]
+            cr = self._accounts[p.credit_account_id]
+            amount = (t.amount_minor or p.amount_minor) if resolving == _POST else p.amount_minor
+            code = t.code or p.code
+        # What the transfer does to (posted, pending) of each side.
+        if kind == _PENDING:
+            posted, pending = 0, amount
+        elif p is None:
+            posted, pending = amount, 0
+        elif kind == _POST:
+            posted, pending = amount, -p.amount_minor
+        else:
+            posted, pending = 0, -p.amount_minor
+        dr_dp, dr_dpe = dr.dp + posted, dr.dpe + pending
+        cr_cp, cr_cpe = cr.cp + posted, cr.cpe + pending
+        if dr_dp + dr_dpe > balance_max:
+            return R.overflows_debits
+        if cr_cp + cr_cpe > balance_max:
+            return R.overflows_credits
+        if dr.account.flags & _DEBITS_LIMITED and dr_dp + dr_dpe > dr.cp:
+            return R.exceeds_credits
+        if cr.account.flags & _CREDITS_LIMITED and cr_cp + cr_cpe > cr.dp:
+            return R.exceeds_debits
+        # Apply.
+        undo.append(("debit", dr, dr.dp, dr.dpe))
+        undo.append(("credit", cr, cr.cp, cr.cpe))
+        dr.dp, dr.dpe, cr.cp, cr.cpe = dr_dp, dr_dpe, cr_cp, cr_cpe
+        touched[dr.account.id] = dr
+        touched[cr.account.id] = cr
+        record = TransferRecord(
+            id=t.id,
+            debit_account_id=dr.account.id,
+            credit_account_id=cr.account.id,
+            amount_minor=amount,
+            ledger=dr.account.ledger,
+            code=code,
+            flags=t.flags,
+            pending_id=t.pending_id,
+            user_data_1=t.user_data_1,
+            user_data_2=t.user_data_2,
+            position=self._next_position + len(new),
+            journal_seq=journal_seq,
+            ts_ns=ts_ns,
+        )
+        new.append(record)
+        self._transfers[t.id] = record
+        undo.append(("transfer", t.id))
+        if kind == _PENDING:
+            self._pending_state[t.id] = 0
+        elif p is not None:
+            undo.append(("pending", p.id, self._pending_state[p.id]))
+            self._pending_state[p.id] = kind
+        return _OK
+
+    def _undo(self, undo: list[tuple[Any, ...]]) -> None:
+        for entry in reversed(undo):
+            if entry[0] == "debit":
+                entry[1].dp, entry[1].dpe = entry[2], entry[3]
+            elif entry[0] == "credit":
+                entry[1].cp, entry[1].cpe = entry[2], entry[3]
+            elif entry[0] == "transfer":
+                del self._transfers[entry[1]]
+                self._pending_state.pop(entry[1], None)
+            else:
+                self._pending_state[entry[1]] = entry[2]
+
+    async def _write(
+        self,
+        new: list[TransferRecord],
+        failed: list[tuple[int, int, int]],
+        touched: dict[int, _AccountState],
+        journal_seq: int,
+        event_id: str | None,
+        ts_ns: int,
+    ) -> int:
+        """Store one commit in one transaction, then advance the head."""
+        commit_no = self._commit_no + 1
+        first_position = self._next_position
+        tuples = [_tuple_of_record(r) for r in new]
+        digest = hashlib.sha256(self._head)
+        digest.update(chain.link_header(commit_no, journal_seq, first_position, len(new),
+                                        len(failed)))  # fmt: skip
+        for data in tuples:
+            digest.update(data)
+        for id_, result, _ in failed:
+            digest.update(chain.failed_tuple(id_, result))
+        digest.update(chain.event_bytes(event_id))
+        head = digest.digest()
+        conn, schema = self._conn, self._schema
+        async with conn.transaction():
+            if event_id is not None:
+                await conn.execute(
+                    q("INSERT INTO {schema}.applied_events (event_id, commit_no) VALUES (%s, %s)",
+                      schema),
+                    (event_id, commit_no),
+                )  # fmt: skip
+            if tuples:
+                cur = conn.cursor()
+                copy_sql = q(
+                    f"COPY {{schema}}.transfers ({chain.TRANSFER_COLUMNS}) FROM STDIN"
+                    " (FORMAT BINARY)",
+                    schema,
+                )
+                async with cur.copy(copy_sql) as copy:
+                    await copy.write(chain.COPY_HEADER + b"".join(tuples) + chain.COPY_TRAILER)
+                states = list(touched.values())
+                await conn.execute(
+                    q(
+                        "UPDATE {schema}.accounts a SET debits_posted = v.dp,"
+                        " credits_posted = v.cp, debits_pending = v.dpe, credits_pending = v.cpe"
+                        " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+                        " %s::bigint[]) AS v(id, dp, cp, dpe, cpe) WHERE a.id = v.id",
+                        schema,
+                    ),
+                    (
+                        [s.account.id for s in states],
+                        [s.dp for s in states],
+                        [s.cp for s in states],
+                        [s.dpe for s in states],
+                        [s.cpe for s in states],
+                    ),
+                )
+            if failed:
+                await conn.execute(
+                    q(
+                        "INSERT INTO {schema}.failed_transfers (id, result, commit_no,"
+                        " index_in_commit) SELECT v.id, v.result, %s, v.index FROM"
+                        " unnest(%s::uuid[], %s::integer[], %s::integer[]) AS v(id, result, index)",
+                        schema,
+                    ),
+                    (
+                        commit_no,
+                        [_uuid(f[0]) for f in failed],
+                        [f[1] for f in failed],
+                        [f[2] for f in failed],
+                    ),
+                )
+            await conn.execute(
+                q(
+                    "INSERT INTO {schema}.chain (commit_no, journal_seq, first_position,"
+                    " transfers_count, failed_count, event_id, ts_ns, hash)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    schema,
+                ),
+                (commit_no, journal_seq, first_position, len(new), len(failed), event_id, ts_ns,
+                 head),
+            )  # fmt: skip
+        self._commit_no = commit_no
+        self._next_position = first_position + len(new)
+        self._journal_seq = journal_seq
+        self._head = head
+        return commit_no
+
+    async def _reload_after_failure(self) -> None:
+        """The caches may hold what PostgreSQL rolled back: drop them (reload lazily if the
+        connection is gone)."""
+        try:
+            await self._reload()
+        except Exception:
+            self._state_valid = False
+
+    def _evict(self) -> None:
+        """Keep the caches within their limits, oldest first. O(evicted)."""
+        while len(self._transfers) > self._cached_max:
+            old = next(iter(self._transfers))
+            del self._transfers[old]
+            self._pending_state.pop(old, None)
+        while len(self._failed) > failed_cached_max:
+            del self._failed[next(iter(self._failed))]
+
+    # -- LOADING --
+
+    async def _load_for(self, transfers: Sequence[Transfer]) -> None:
+        """Bring into memory everything `transfers` may need: their ids (applied or failed),
+        the pending transfers they or their stored namesakes name, and the accounts."""
+        wanted = {t.id for t in transfers if _in_transfer_id_range(t.id)}
+        wanted.update(
+            t.pending_id
+            for t in transfers
+            if t.flags & _RESOLVING and _in_transfer_id_range(t.pending_id)
+        )
+        missing = [i for i in wanted if i not in self._transfers and i not in self._failed]
+        found = await self._load_transfers(missing)
+        await self._load_failed([i for i in missing if i not in found])
+        # A stored post or void is compared with its retry through its pending transfer.
+        await self._load_transfers(
+            [
+                s.pending_id
+                for i in wanted
+                if (s := self._transfers.get(i)) is not None
+                and s.flags & _RESOLVING
+                and s.pending_id not in self._transfers
+            ]
+        )
+        account_ids = {a for t in transfers for a in (t.debit_account_id, t.credit_account_id)}
+        for i in wanted:
+            s = self._transfers.get(i)
+            if s is not None:
+                account_ids.update((s.debit_account_id, s.credit_account_id))
+        await self._load_accounts(account_ids)
+
+    async def _load_transfers(self, ids: list[int]) -> set[int]:
+        """Load stored transfers by id (and the state of the pending ones); their ids."""
+        if not ids:
+            return set()
+        cur = await self._conn.execute(
+            q(
+                f"SELECT {chain.TRANSFER_COLUMNS} FROM {{schema}}.transfers"
+                " WHERE id = ANY(%s::uuid[])",
+                self._schema,
+            ),
+            ([_uuid(i) for i in ids],),
+        )
+        records = [_record_of_row(row) for row in await cur.fetchall()]
+        pending: list[int] = []
+        for r in records:
+            self._transfers[r.id] = r
+            if r.flags & _PENDING:
+                self._pending_state[r.id] = 0
+                pending.append(r.id)
+        if pending:
+            cur = await self._conn.execute(
+                q(
+                    "SELECT pending_id, flags FROM {schema}.transfers"
+                    " WHERE pending_id = ANY(%s::uuid[])",
+                    self._schema,
+                ),
+                ([_uuid(i) for i in pending],),
+            )
+            for pending_id, flags in await cur.fetchall():
+                self._pending_state[pending_id.int] = flags & _RESOLVING
+        return {r.id for r in records}
+
+    async def _load_failed(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        cur = await self._conn.execute(
+            q("SELECT id, result FROM {schema}.failed_transfers WHERE id = ANY(%s::uuid[])",
+              self._schema),
+            ([_uuid(i) for i in ids],),
+        )  # fmt: skip
+        for id_, result in await cur.fetchall():
+            self._failed[id_.int] = result
+
+    async def _load_accounts(self, ids: Iterable[int]) -> None:
+        missing = [i for i in set(ids) if _in_account_id_range(i) and i not in self._accounts]
+        if not missing:
+            return
+        cur = await self._conn.execute(
+            q(
+                "SELECT id, ledger, owner_id, purpose, flags, debits_posted, credits_posted,"
+                " debits_pending, credits_pending FROM {schema}.accounts"
+                " WHERE id = ANY(%s::bigint[])",
+                self._schema,
+            ),
+            (missing,),
+        )
+        for id_, ledger, owner_id, purpose, flags, dp, cp, dpe, cpe in await cur.fetchall():
+            account = Account(id=id_, ledger=ledger, owner_id=owner_id, purpose=purpose,
+                              flags=flags)  # fmt: skip
+            self._accounts[id_] = _AccountState(account, dp, cp, dpe, cpe)
+
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "FAILED_RECORDED_MIN",
+    "CommitResult",
+    "Ledger",
+    "LedgerBusy",
+    "transfers_per_commit_max",
+]
