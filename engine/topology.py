@@ -46,6 +46,23 @@ class Topology:
         """JetStream key-value bucket: compliance's view of each customer (gateway/checks)."""
         return f"{self.prefix}_customer_state".upper()
 
+    @property
+    def dead_letter_stream(self) -> str:
+        """Messages a consumer could not decode, kept for a person to look at."""
+        return f"{self.prefix}_dead_letter".upper()
+
+    def dead_letter_subject(self, consumer: str) -> str:
+        return f"{self.prefix}.dead_letter.{consumer}.{self.shard}"
+
+    @property
+    def alerts_subject(self) -> str:
+        """Operational alerts (a dead letter, a reconciliation break) for whoever watches."""
+        return f"{self.prefix}.alerts.{self.shard}"
+
+    def consumer_name(self, consumer: str) -> str:
+        """A durable JetStream consumer's name on this shard's events stream."""
+        return f"{self.prefix}_{consumer}_{self.shard}".upper()
+
     def event_message_id(self, journal_seq: int) -> str:
         return f"ev:{self.shard}:{journal_seq}"
 

@@ -37,7 +37,14 @@ import pytest
 from hypothesis import HealthCheck, settings
 from psycopg import sql
 
-from engine.servers import NatsServer, database_server, nats_server, start_nats
+from engine.servers import (
+    NatsServer,
+    PostgresServer,
+    database_server,
+    nats_server,
+    start_nats,
+    start_postgres,
+)
 
 settings.register_profile(
     "default",
@@ -121,6 +128,21 @@ def nats_server_factory(servers_dir: Path) -> Iterator[Callable[[], NatsServer]]
     def start() -> NatsServer:
         data_dir = servers_dir / _unique_token()
         servers.append(start_nats(data_dir))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_server_factory(servers_dir: Path) -> Iterator[Callable[[], PostgresServer]]:
+    """Start private PostgreSQL servers this test may stop and restart; all stopped at its end.
+    ``restart()`` keeps the port and the data."""
+    servers: list[PostgresServer] = []
+
+    def start() -> PostgresServer:
+        servers.append(start_postgres(servers_dir / _unique_token()))
         return servers[-1]
 
     yield start

@@ -18,7 +18,13 @@ INTEGER_PACKAGES = ["engine", "ledger", "custody"]
 FLOAT_WORDS = re.compile(r"\b(float|float32|float64)\b|\bdouble\b(?!-)")  # not "double-entry"
 # Process shells around the deterministic code: they pass money through as encoded bytes and
 # use floats only for timeouts in seconds, as asyncio and nats-py take them.
-IO_SHELLS = {"engine/loop.py", "engine/journal.py", "engine/servers.py"}
+IO_SHELLS = {
+    "engine/loop.py",
+    "engine/journal.py",
+    "engine/servers.py",
+    "ledger/consumer.py",
+    "ledger/service.py",
+}
 
 
 def test_every_cython_module_ships_pxd_and_pyi() -> None:

@@ -1,0 +1,318 @@
+"""The ledger's JetStream consumer: one shard's EventBatches in, their transfers booked exactly
+once, in journal order.
+
+Transport only: it fetches, decodes, hands each batch to the posting rules (ledger/postings.py)
+and the Ledger, and acknowledges. Exactly once is the Ledger's: the event id is recorded in the
+same PostgreSQL transaction as the event's transfers, and a message is acknowledged only after
+that transaction commits. So a redelivery (a consumer killed between commit and ack, an ack
+lost, ack_wait passed) finds its event id applied and books nothing again.
+
+Failures:
+- An undecodable message, or one that is not the EventBatch its stream position says, goes to
+  the dead-letter stream with the reason and an alert, and is then acknowledged: it cannot be
+  booked, and it must not stop the events behind it.
+- A transfer the ledger refuses (it would overdraw a protected account, say) is not booked; the
+  event is still applied (its refused ids stay refused), and the refusal becomes an exception in
+  the reconciliation queue and an alert. The engine decided that money moved; a person decides
+  what the books do about it.
+- PostgreSQL going away (restart, network) is transient: nothing is acknowledged, the ledger is
+  reopened with a growing pause, and the same messages are booked again.
+
+Run: `python -m ledger consume --nats-url URL --database-url URL [--prefix cl] [--shard 0]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats
+import psycopg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+from engine._codes import AccountResult, TransferResult
+from engine.messages import EVENTS_DECODER, EventBatch
+from engine.topology import Topology
+from ledger.alerts import Alert, raise_alert
+from ledger.exceptions import Difference, ExceptionKind, ExceptionQueue
+from ledger.ledger import Ledger
+from ledger.model import Account, Transfer
+from ledger.postings import postings
+
+log = logging.getLogger("clearline.ledger")
+
+CONSUMER = "ledger"
+# Messages fetched and booked per round: large enough to amortise a fetch at the target rate,
+# small enough that a round stays far inside ack_wait.
+fetch_messages_max = 500
+# Unacknowledged messages JetStream lets the consumer hold: a few rounds' worth.
+ack_pending_max = 4 * fetch_messages_max
+# A message not acknowledged in this long is delivered again (the consumer died mid-round).
+ack_wait_s = 30.0
+# How long a fetch waits for the first message when the stream is quiet.
+fetch_wait_s = 1.0
+# Pauses between attempts to reach PostgreSQL again: doubling from the first to the last.
+reconnect_pause_s_min = 0.1
+reconnect_pause_s_max = 5.0
+
+
+class LedgerConsumer:
+    """Books one shard's events into the ledger. `await start()`, then `await run()` until
+    `stop()`; or `await round()` to book what is there now (tests, benchmarks)."""
+
+    def __init__(
+        self,
+        nc: Any,
+        topology: Topology,
+        open_ledger: Callable[[], Awaitable[Ledger]],
+        open_exceptions: Callable[[], Awaitable[ExceptionQueue]],
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.topology = topology
+        self._open_ledger = open_ledger
+        self._open_exceptions = open_exceptions
+        self.ledger: Ledger | None = None
+        self.exceptions: ExceptionQueue | None = None
+        self._sub: Any = None
+        self._stopping = asyncio.Event()
+        # Accounts this consumer has seen created: an event touching only these needs no
+        # create_accounts round trip (ledger accounts are never deleted).
+        self._accounts_known: set[int] = set()
+        # What it has done, for status lines, metrics and the benchmark.
+        self.journal_seq_booked = 0
+        self.events_booked = 0
+        self.events_redelivered = 0  # found applied already: booked by an earlier delivery
+        self.transfers_booked = 0
+        self.dead_lettered = 0
+        self.lag_ns_last = 0  # from the entry's journal time to its commit
+        self.lag_ns_max = 0
+
+    async def start(self) -> None:
+        """Open the ledger (refused while another writer holds it), then consume the events
+        stream from the entry after the last one the ledger booked.
+
+        The ledger, not JetStream's acknowledgements, says where to start: a consumer killed
+        with a round in hand would otherwise leave that round with JetStream until ack_wait
+        passes, and the ledger that far behind.
+        """
+        await self._ensure_dead_letter_stream()
+        await self._reopen()
+        assert self.ledger is not None
+        booked = await self.ledger.journal_seq_booked()
+        name = self.topology.consumer_name(CONSUMER)
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(self.topology.events_stream, name)
+        config = ConsumerConfig(
+            durable_name=name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=booked + 1,
+            ack_wait=ack_wait_s,
+            max_ack_pending=ack_pending_max,
+        )
+        self._sub = await self.js.pull_subscribe(
+            self.topology.events_subject,
+            durable=name,
+            stream=self.topology.events_stream,
+            config=config,
+        )
+        self.journal_seq_booked = booked
+
+    async def _ensure_dead_letter_stream(self) -> None:
+        name = self.topology.dead_letter_stream
+        try:
+            await self.js.stream_info(name)
+        except NotFoundError:
+            await self.js.add_stream(
+                StreamConfig(name=name, subjects=[f"{self.topology.prefix}.dead_letter.>"])
+            )
+
+    async def _reopen(self) -> None:
+        """(Re)connect to PostgreSQL, pausing longer after each failure, until it answers or
+        the consumer is stopped."""
+        await self._close_books()
+        pause = reconnect_pause_s_min
+        while not self._stopping.is_set():
+            try:
+                self.ledger = await self._open_ledger()
+                self.exceptions = await self._open_exceptions()
+                return
+            except (psycopg.OperationalError, OSError) as exc:
+                log.warning("ledger database unreachable (%s); again in %.1f s", exc, pause)
+                await self._close_books()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                pause = min(2 * pause, reconnect_pause_s_max)
+
+    async def _close_books(self) -> None:
+        for books in (self.ledger, self.exceptions):
+            if books is not None:
+                with contextlib.suppress(Exception):
+                    await books.close()
+        self.ledger = self.exceptions = None
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        await self.stop()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        await self._close_books()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            await self.round()
+
+    async def round(self, *, wait_s: float = fetch_wait_s) -> int:
+        """Fetch up to `fetch_messages_max` messages, book them in order, acknowledge each
+        after its commit. Returns how many were acknowledged."""
+        try:
+            msgs = await self._sub.fetch(fetch_messages_max, timeout=wait_s)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return 0
+        done = 0
+        for msg in msgs:
+            while not self._stopping.is_set():
+                try:
+                    await self._handle(msg)
+                    break
+                except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                    # Nothing of this message is acknowledged: book it again once the
+                    # database is back (its event id makes a second commit a no-op).
+                    log.warning("ledger database failed mid-round (%s); reconnecting", exc)
+                    await self._reopen()
+            else:
+                return done  # stopping: the rest are delivered again to the next consumer
+            await msg.ack()
+            done += 1
+        return done
+
+    async def _handle(self, msg: Any) -> None:
+        position = msg.metadata.sequence.stream
+        try:
+            batch = EVENTS_DECODER.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            await self._dead_letter(msg, position, f"undecodable EventBatch: {exc}")
+            return
+        # The engine puts entry k's EventBatch at position k of its shard's events stream.
+        if batch.shard != self.topology.shard or batch.journal_seq != position:
+            await self._dead_letter(
+                msg,
+                position,
+                f"EventBatch of shard {batch.shard!r} entry {batch.journal_seq} at position"
+                f" {position} of shard {self.topology.shard!r}'s events stream",
+            )
+            return
+        try:
+            accounts, transfers = postings(batch)
+        except ValueError as exc:  # a row that fits no transfer id: it cannot be booked
+            await self._dead_letter(msg, position, f"EventBatch not bookable: {exc}")
+            return
+        await self._book(batch, accounts, transfers)
+
+    async def _book(
+        self, batch: EventBatch, accounts: list[Account], transfers: list[Transfer]
+    ) -> None:
+        if self.ledger is None:
+            await self._reopen()
+        assert self.ledger is not None
+        # Accounts first, in their own transaction: creating one again is a no-op.
+        unknown = [a for a in accounts if a.id not in self._accounts_known]
+        if unknown:
+            created = await self.ledger.create_accounts(unknown, ts_ns=batch.ts_ns)
+            wrong = [(i, r) for i, r in created if r != AccountResult.account_exists]
+            if wrong:  # the posting rules made an account the ledger refuses: a bug, not data
+                raise RuntimeError(f"ledger refused accounts of entry {batch.journal_seq}: {wrong}")
+            self._accounts_known.update(a.id for a in unknown)
+        outcome = await self.ledger.commit(
+            transfers,
+            journal_seq=batch.journal_seq,
+            event_id=self.topology.event_message_id(batch.journal_seq),
+            ts_ns=batch.ts_ns,
+        )
+        # An event applied before (a redelivery) books nothing, and reports nothing again.
+        self.events_redelivered += outcome.event_already_applied
+        refused = [] if outcome.event_already_applied else outcome.results
+        if refused:
+            await self._report_refused(batch, transfers, refused)
+        self.journal_seq_booked = max(self.journal_seq_booked, batch.journal_seq)
+        self.events_booked += 1
+        self.transfers_booked += len(transfers) - len(refused)
+        self.lag_ns_last = max(0, time.time_ns() - batch.ts_ns)
+        self.lag_ns_max = max(self.lag_ns_max, self.lag_ns_last)
+
+    async def _report_refused(
+        self,
+        batch: EventBatch,
+        transfers: list[Transfer],
+        refused: list[tuple[int, TransferResult]],
+    ) -> None:
+        differences = [
+            Difference(
+                kind=ExceptionKind.ENGINE_TRANSFER_MUST_BE_BOOKED,
+                asset_id=transfers[i].ledger,
+                journal_seq=batch.journal_seq,
+                bucket=f"transfer {transfers[i].id:x}",
+                evidence={
+                    "transfer": msgspec.to_builtins(transfers[i]),
+                    "result": TransferResult(result).name,
+                    "result_code": int(result),
+                },
+            )
+            for i, result in refused
+        ]
+        assert self.exceptions is not None
+        await self.exceptions.record(differences)
+        await raise_alert(
+            self.nc,
+            self.topology,
+            Alert(
+                source="ledger.consumer",
+                kind=ExceptionKind.ENGINE_TRANSFER_MUST_BE_BOOKED.value,
+                severity="critical",
+                summary=f"the ledger refused {len(refused)} transfer(s) of journal entry"
+                f" {batch.journal_seq}; see the exception queue",
+                journal_seq=batch.journal_seq,
+            ),
+        )
+
+    async def _dead_letter(self, msg: Any, position: int, reason: str) -> None:
+        """Keep the message with its reason in the dead-letter stream, then alert. The publish
+        is acknowledged before the caller acknowledges the original: it is never lost."""
+        await self.js.publish(
+            self.topology.dead_letter_subject(CONSUMER),
+            msg.data,
+            headers={
+                # Once per position: a restart that meets the same message again adds nothing.
+                "Nats-Msg-Id": f"dl:{CONSUMER}:{self.topology.shard}:{position}",
+                "Clearline-Consumer": CONSUMER,
+                "Clearline-Stream": self.topology.events_stream,
+                "Clearline-Stream-Seq": str(position),
+                "Clearline-Reason": reason[:500],
+            },
+        )
+        self.dead_lettered += 1
+        await raise_alert(
+            self.nc,
+            self.topology,
+            Alert(
+                source="ledger.consumer",
+                kind="dead_letter",
+                severity="critical",
+                summary=f"events stream message {position} not booked: {reason[:200]}",
+                journal_seq=position,
+                evidence={"stream": self.topology.events_stream, "position": position},
+            ),
+        )
+
+
+__all__ = ["CONSUMER", "LedgerConsumer", "fetch_messages_max"]
