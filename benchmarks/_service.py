@@ -28,7 +28,7 @@ from pathlib import Path
 
 from engine.servers import database_server, nats_server
 from gateway import client_config
-from gateway.exchange import EngineSupervisor, RunOptions, exchange_running
+from gateway.exchange import RunOptions, Supervisor, exchange_running
 from gateway.ratelimit import RateLimits
 
 log = logging.getLogger("clearline.bench.service")
@@ -42,11 +42,13 @@ async def stack_running(
     *,
     prefix: str,
     rate_limits: RateLimits,
-) -> AsyncIterator[tuple[client_config.ClientConfig, EngineSupervisor]]:
+) -> AsyncIterator[tuple[client_config.ClientConfig, Supervisor]]:
     """Engine and gateway on the given servers, as `clearline run` starts them, with
     ``rate_limits`` for the gateway. Yields the client config (also saved in ``data_dir``)
     and the engine's supervisor."""
-    options = RunOptions(data_dir, listen="127.0.0.1:0", prefix=prefix, rate_limits=rate_limits)
+    options = RunOptions(
+        data_dir, listen="127.0.0.1:0", prefix=prefix, rate_limits=rate_limits, with_ledger=False
+    )
     async with exchange_running(options, nats_url, database_url) as running:
         yield running.config, running.engine
 

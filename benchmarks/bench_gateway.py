@@ -797,6 +797,8 @@ def run_benchmark(
             "rate_limits": service.rate_limits,
             "checks": "all on: authentication, roles, rate limiter, validation, compliance, "
             "risk, journal, matching",
+            "ledger_service": "off when the benchmark starts the service: it measures the order"
+            " path (bench_ledger measures the ledger)",
             "concurrency": settings.concurrency,
             "streams": settings.streams,
             "batches_in_flight_per_stream": 1,

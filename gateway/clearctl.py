@@ -252,6 +252,8 @@ def message_json(message: Message) -> dict[str, Any]:
             data[descriptor.name] = dict(sorted(value.items()))  # only map<string, string> here
         elif descriptor.is_repeated:
             data[descriptor.name] = [_json_value(descriptor, item) for item in value]
+        elif kind is None and descriptor.has_presence and not message.HasField(descriptor.name):
+            data[descriptor.name] = None  # an `optional` scalar that was not set
         else:
             data[descriptor.name] = _json_value(descriptor, value)
     return data
@@ -507,6 +509,75 @@ def snapshot(gateway: Gateway, args: argparse.Namespace) -> Outcome:
     return _control_outcome(reply, f"took a {reply.detail}" if reply.detail else "took a snapshot")
 
 
+def _exception_rows(exceptions: Iterable[control_pb2.ReconciliationException]) -> str:
+    def amount(message: control_pb2.ReconciliationException, name: str) -> str:
+        return str(getattr(message, name)) if message.HasField(name) else "-"
+
+    return table(
+        ["id", "kind", "asset", "owner", "bucket", "engine", "ledger", "journal seq", "status"],
+        (
+            [
+                str(e.id) if e.id else "-",
+                e.kind,
+                e.asset or str(e.asset_id),
+                str(e.owner_id),
+                e.bucket,
+                amount(e, "engine_minor"),
+                amount(e, "ledger_minor"),
+                str(e.journal_seq),
+                e.status or "new",
+            ]
+            for e in exceptions
+        ),
+        right=(0, 3, 5, 6, 7),
+    )
+
+
+def reconcile(gateway: Gateway, args: argparse.Namespace) -> Outcome:
+    reply: control_pb2.ReconcileReply = gateway.call(
+        "reconcile", gateway.control.Reconcile, control_pb2.ReconcileRequest()
+    )
+    data = message_json(reply)
+    seqs = f"{reply.journal_seq_min}..{reply.journal_seq_max}"
+    if reply.journal_seq_min == reply.journal_seq_max:
+        seqs = str(reply.journal_seq_max)
+    head = (
+        f"compared {reply.balances_compared} balances of {reply.engine_accounts} accounts with "
+        f"the ledger at journal seq {seqs}"
+    )
+    if not reply.differences:
+        return Outcome(data, f"{head}: clean")
+    text = f"{head}\n\n{_exception_rows(reply.differences)}\n\namounts in minor units"
+    return Outcome(
+        data,
+        text,
+        f"{len(reply.differences)} difference(s), {reply.new_exceptions} new in the exception "
+        "queue (clearctl exceptions list)",
+    )
+
+
+def exceptions_list(gateway: Gateway, args: argparse.Namespace) -> Outcome:
+    request = control_pb2.ListReconciliationExceptionsRequest(
+        include_resolved=args.all, limit=args.limit
+    )
+    reply = gateway.call("exceptions list", gateway.control.ListReconciliationExceptions, request)
+    if not reply.exceptions:
+        return Outcome(message_json(reply), "no exceptions" if args.all else "no open exceptions")
+    return Outcome(
+        message_json(reply), f"{_exception_rows(reply.exceptions)}\n\namounts in minor units"
+    )
+
+
+def exceptions_resolve(gateway: Gateway, args: argparse.Namespace) -> Outcome:
+    request = control_pb2.ResolveReconciliationExceptionRequest(
+        id=args.id, resolution=args.resolution
+    )
+    reply = gateway.call(
+        "exceptions resolve", gateway.control.ResolveReconciliationException, request
+    )
+    return Outcome(message_json(reply), reply.detail)
+
+
 COMMANDS: dict[str, Callable[[Gateway, argparse.Namespace], Outcome]] = {
     "status": status,
     "book": book,
@@ -517,6 +588,9 @@ COMMANDS: dict[str, Callable[[Gateway, argparse.Namespace], Outcome]] = {
     "limits get": limits_get,
     "limits set": limits_set,
     "snapshot": snapshot,
+    "reconcile": reconcile,
+    "exceptions list": exceptions_list,
+    "exceptions resolve": exceptions_resolve,
 }
 
 
@@ -676,6 +750,20 @@ def _parser() -> argparse.ArgumentParser:
         help="start from no limits instead of the current ones: what is not named is removed",
     )
     add("snapshot", "have the engine write a snapshot now")
+    add(
+        "reconcile",
+        "compare the engine's balances with the ledger's; differences go to the exception queue",
+    )
+    exceptions = add("exceptions", "the reconciliation exception queue")
+    exceptions_commands = exceptions.add_subparsers(
+        dest="exceptions_command", required=True, metavar="ACTION"
+    )
+    listing = add("list", "open exceptions, newest first", exceptions_commands)
+    listing.add_argument("--all", action="store_true", help="resolved ones too")
+    listing.add_argument("--limit", type=_number_type(1, 1_000, "--limit"), default=100)
+    resolve = add("resolve", "close an exception, saying what was done", exceptions_commands)
+    resolve.add_argument("id", type=_number_type(1, account_id_max, "ID"))
+    resolve.add_argument("--resolution", required=True, metavar="TEXT")
     return top
 
 
@@ -689,7 +777,8 @@ def _print(text: str, api_key: str, stream: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run clearctl; returns the exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
-    command = args.command + (f" {args.limits_command}" if args.command == "limits" else "")
+    action = {"limits": "limits_command", "exceptions": "exceptions_command"}.get(args.command)
+    command = args.command + (f" {getattr(args, action)}" if action else "")
     api_key = args.api_key or os.environ.get(API_KEY_ENV, "")
     try:
         target = resolve_target(args.config, args.gateway, args.api_key)

@@ -217,8 +217,10 @@ class GatewayContext:
         order_buckets: TokenBuckets,
         call_buckets: TokenBuckets,
         limits: GatewayLimits,
+        database_url: str = "",
     ) -> None:
         self.engine = engine
+        self.database_url = database_url  # the ledger's reads and the exception queue
         self.keystore = keystore
         self.audit = audit
         self.compliance = compliance

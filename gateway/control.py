@@ -9,11 +9,14 @@ too (`JournalEntry.actor`), so the journal itself says who halted what.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import grpc
+import msgspec
+import psycopg
 
 from engine._codes import EventKind, Reason
 from engine.messages import (
@@ -38,6 +41,9 @@ from gateway.convert import (
     risk_limits_amounts,
     risk_limits_proto,
 )
+from ledger.exceptions import Difference, ExceptionNotOpen, ExceptionQueue, QueuedException
+from ledger.reader import LedgerReader
+from ledger.reconcile import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +283,134 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             journal_seq=result["journal_seq"],
             detail=f"snapshot {result['path']} state_hash {result['state_hash']}",
         )
+
+    # -- reconciliation --
+
+    @contextlib.asynccontextmanager
+    async def _books(
+        self, call: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tuple[LedgerReader, ExceptionQueue]]:
+        """The ledger's reader and the exception queue, for one call (reconciliation is rare:
+        a connection per call keeps the gateway free of the ledger's lifecycle)."""
+        try:
+            reader = await LedgerReader.open(self._ctx.database_url)
+            queue = await ExceptionQueue.open(self._ctx.database_url)
+        except (psycopg.Error, OSError) as exc:
+            await abort(call, grpc.StatusCode.UNAVAILABLE, f"ledger database unreachable: {exc}")
+        try:
+            yield reader, queue
+        finally:
+            await reader.close()
+            await queue.close()
+
+    async def Reconcile(
+        self, request: control_pb2.ReconcileRequest, context: grpc.aio.ServicerContext
+    ) -> control_pb2.ReconcileReply:
+        action = "reconcile"
+        identity = await self._authorize(context, action, None, {})
+        await self._record_or_refuse(context, identity, action, None, {}, "requested")
+        async with self._books(context) as (reader, queue):
+            try:
+                report = await reconcile(self._ctx.engine, reader)
+            except psycopg.errors.UndefinedTable:
+                await self._record(identity, action, None, {}, "ledger_empty")
+                await abort(
+                    context,
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "the ledger has booked nothing yet (is its consumer running?)",
+                )
+            except (TimeoutError, RuntimeError) as exc:
+                await self._record(identity, action, None, {"error": str(exc)}, "failed")
+                await abort(context, grpc.StatusCode.UNAVAILABLE, f"engine: {exc!r}")
+            new = await queue.record(report.differences)
+        detail = {
+            "journal_seq_max": report.journal_seq_max,
+            "balances_compared": report.balances_compared,
+            "differences": len(report.differences),
+            "new_exceptions": new,
+        }
+        await self._record(identity, action, None, detail, "clean" if report.clean else "breaks")
+        return control_pb2.ReconcileReply(
+            journal_seq_min=report.journal_seq_min,
+            journal_seq_max=report.journal_seq_max,
+            engine_accounts=report.engine_accounts,
+            balances_compared=report.balances_compared,
+            differences=[self._exception_proto(d) for d in report.differences],
+            new_exceptions=new,
+        )
+
+    async def ListReconciliationExceptions(
+        self,
+        request: control_pb2.ListReconciliationExceptionsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> control_pb2.ReconciliationExceptions:
+        action = "list_reconciliation_exceptions"
+        detail = {"include_resolved": request.include_resolved}
+        identity = await self._authorize(context, action, None, detail)
+        await self._record_or_refuse(context, identity, action, None, detail, "ok")
+        async with self._books(context) as (_, queue):
+            queued = await queue.fetch(
+                status=None if request.include_resolved else "open",
+                limit=min(request.limit or 100, exceptions_listed_max),
+            )
+        return control_pb2.ReconciliationExceptions(
+            exceptions=[self._exception_proto(q.difference, q) for q in queued]
+        )
+
+    async def ResolveReconciliationException(
+        self,
+        request: control_pb2.ResolveReconciliationExceptionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> ControlReply:
+        action, target = "resolve_reconciliation_exception", f"exception:{request.id}"
+        detail = {"resolution": request.resolution}
+        identity = await self._authorize(context, action, target, detail)
+        if not request.resolution.strip():
+            await self._refuse(
+                context, identity, action, target, detail, "say what was done (--resolution)"
+            )
+        await self._record_or_refuse(context, identity, action, target, detail, "requested")
+        async with self._books(context) as (_, queue):
+            try:
+                await queue.resolve(
+                    request.id, resolved_by=identity.key_id, resolution=request.resolution
+                )
+            except ExceptionNotOpen as exc:
+                await self._record(identity, action, target, detail, "not_open")
+                await abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        await self._record(identity, action, target, detail, "ok")
+        return ControlReply(detail=f"exception {request.id} resolved")
+
+    def _exception_proto(
+        self, d: Difference, queued: QueuedException | None = None
+    ) -> control_pb2.ReconciliationException:
+        asset = self._ctx.catalog.assets_by_id.get(d.asset_id)
+        message = control_pb2.ReconciliationException(
+            kind=d.kind.value,
+            asset_id=d.asset_id,
+            asset=asset.symbol if asset else "",
+            owner_id=d.owner_id,
+            bucket=d.bucket,
+            journal_seq=d.journal_seq,
+            evidence_json=msgspec.json.encode(d.evidence).decode(),
+        )
+        for name in ("engine_minor", "ledger_minor", "chain_minor"):
+            value = getattr(d, name)
+            if value is not None:
+                setattr(message, name, value)
+        if queued is not None:
+            message.id = queued.id
+            message.status = queued.status
+            message.seen_count = queued.seen_count
+            message.first_seen_ns = queued.first_seen_ns
+            message.last_seen_ns = queued.last_seen_ns
+            message.resolved_by = queued.resolved_by or ""
+            message.resolution = queued.resolution or ""
+        return message
+
+
+# Exceptions one ListReconciliationExceptions call returns at the most.
+exceptions_listed_max = 1_000
 
 
 __all__ = ["ControlServicer"]

@@ -3,14 +3,16 @@
 1. Servers: NATS (JetStream) and PostgreSQL from NATS_URL / DATABASE_URL, or private ones
    started in `<data>/servers` (engine/servers.py).
 2. The engine: one process per shard (`python -m engine.loop`), restarted if it dies; it
-   replays its journal from the newest snapshot, so a restart loses nothing.
+   replays its journal from the newest snapshot, so a restart loses nothing. Beside it the
+   ledger service (`python -m ledger.service`): books the engine's events in PostgreSQL and
+   reconciles the books with the engine, also restarted if it dies.
 3. First start only: the demo market and funded demo accounts are journaled, and API keys are
    created (stored hashed) and written to `<data>/client.json` for clearctl and the demo.
 4. Compliance state of the demo customers is published (and refreshed) so orders pass the
    pre-trade checks.
 5. The gateway: gRPC on the given address, metrics over HTTP.
 
-Ctrl-C stops the gateway, then the engine (which snapshots), then the servers.
+Ctrl-C stops the gateway, then the ledger service, the engine (which snapshots), the servers.
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ customer_state_refresh_s = 3600.0
 # The gateway's compliance cache syncs after it starts serving; orders before that are (rightly)
 # rejected as stale, so the exchange counts as started only once it has synced.
 compliance_sync_wait_s_max = 30.0
-# A crashed engine is restarted after this pause (a crash loop must not spin a core).
-engine_restart_pause_s = 1.0
+# A crashed service (engine, ledger) is restarted after this pause: a crash loop must not spin a
+# core.
+restart_pause_s = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,21 +79,29 @@ class RunOptions:
     prefix: str = "cl"
     shard: str = "0"
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    # The ledger service beside the engine; the gateway benchmark leaves it out (it measures
+    # the order path; the ledger has a benchmark of its own).
+    with_ledger: bool = True
 
 
 def trading_accounts() -> list[int]:
     return sorted({account for account, role in DEMO_KEYS.values() if account > 1})
 
 
-class EngineSupervisor:
-    """Keeps one engine process running; a crash is logged and the engine started again."""
+class Supervisor:
+    """Keeps one service process running; a crash is logged and the process started again.
 
-    def __init__(self, nats_url: str, topology: Topology, data_dir: Path) -> None:
-        self.args = [
-            sys.executable, "-m", "engine.loop", "--nats-url", nats_url, "--data-dir",
-            str(data_dir), "--prefix", topology.prefix, "--shard", topology.shard,
-        ]  # fmt: skip
-        self.log_path = data_dir / f"engine-{topology.shard}.log"
+    Secrets reach the child through its environment, never its command line (which any local
+    user can read with ps).
+    """
+
+    def __init__(
+        self, name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.args = [sys.executable, *args]
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._stopping = False
@@ -98,7 +109,12 @@ class EngineSupervisor:
     def start(self) -> None:
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            self.args, cwd=ROOT, stdout=log_file, stderr=log_file, start_new_session=True
+            self.args,
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=log_file,
+            env=self.env,
+            start_new_session=True,
         )
         log_file.close()
 
@@ -108,23 +124,43 @@ class EngineSupervisor:
             if self.process is not None and self.process.poll() is not None and not self._stopping:
                 self.restarts += 1
                 log.error(
-                    "engine exited with %s; restarting (see %s)",
+                    "%s exited with %s; restarting (see %s)",
+                    self.name,
                     self.process.returncode,
                     self.log_path,
                 )
-                await asyncio.sleep(engine_restart_pause_s)
+                await asyncio.sleep(restart_pause_s)
                 self.start()
 
     def stop(self) -> None:
         self._stopping = True
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)  # the engine snapshots on the way out
+        self.process.send_signal(signal.SIGTERM)  # a clean stop: the engine snapshots
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def engine_supervisor(nats_url: str, topology: Topology, data_dir: Path) -> Supervisor:
+    args = [
+        "-m", "engine.loop", "--nats-url", nats_url, "--data-dir", str(data_dir),
+        "--prefix", topology.prefix, "--shard", topology.shard,
+    ]  # fmt: skip
+    return Supervisor("engine", args, data_dir / f"engine-{topology.shard}.log")
+
+
+def ledger_supervisor(
+    nats_url: str, database_url: str, topology: Topology, data_dir: Path
+) -> Supervisor:
+    args = [
+        "-m", "ledger.service", "--nats-url", nats_url,
+        "--prefix", topology.prefix, "--shard", topology.shard,
+    ]  # fmt: skip
+    log_path = data_dir / f"ledger-{topology.shard}.log"
+    return Supervisor("ledger", args, log_path, env={"DATABASE_URL": database_url})
 
 
 async def provision_keys(database_url: str, config_path: Path) -> dict[str, str]:
@@ -182,7 +218,8 @@ class RunningExchange:
     topology: Topology
     config: client_config.ClientConfig
     config_path: Path
-    engine: EngineSupervisor
+    engine: Supervisor
+    ledger: Supervisor
     fresh: bool  # the demo market was created by this start
 
 
@@ -202,9 +239,12 @@ async def exchange_running(
     topology = Topology(options.prefix, options.shard)
     config_path = data_dir / client_config.FILE_NAME
     keys = await provision_keys(database_url, config_path)
-    engine = EngineSupervisor(nats_url, topology, data_dir)
-    engine.start()
-    watcher = asyncio.create_task(engine.watch())
+    engine = engine_supervisor(nats_url, topology, data_dir)
+    ledger = ledger_supervisor(nats_url, database_url, topology, data_dir)
+    services = (engine, ledger) if options.with_ledger else (engine,)
+    for service in services:
+        service.start()
+    watchers = [asyncio.create_task(service.watch()) for service in services]
     nc = await nats.connect(nats_url, max_reconnect_attempts=-1)
     client = EngineClient(nc, topology, new_origin("run"))
     await client.start()
@@ -240,15 +280,17 @@ async def exchange_running(
         try:
             yield RunningExchange(
                 address, metrics_url, nats_url, database_url, topology, config, config_path,
-                engine, fresh,
+                engine, ledger, fresh,
             )  # fmt: skip
         finally:
             refresher.cancel()
     finally:
         if gateway is not None:
             await gateway.stop()
-        watcher.cancel()
-        await asyncio.to_thread(engine.stop)
+        for watcher in watchers:
+            watcher.cancel()
+        for service in reversed(services):  # the ledger first: it reads what the engine wrote
+            await asyncio.to_thread(service.stop)
         with contextlib.suppress(Exception):
             await client.close()
 
@@ -267,7 +309,7 @@ async def run_exchange(options: RunOptions, stop: asyncio.Event) -> None:
         async with exchange_running(options, nats_url, database_url) as running:
             print_banner(running)
             await stop.wait()
-            print("stopping: gateway, engine, servers ...", flush=True)
+            print("stopping: gateway, ledger, engine, servers ...", flush=True)
     print("stopped; `make run` again resumes from the journal.", flush=True)
 
 
@@ -322,9 +364,9 @@ def main(options: RunOptions) -> int:
 
 __all__ = [
     "DEMO_KEYS",
-    "EngineSupervisor",
     "RunOptions",
     "RunningExchange",
+    "Supervisor",
     "exchange_running",
     "main",
     "run_exchange",

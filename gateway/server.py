@@ -181,6 +181,7 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
             order_buckets=TokenBuckets(rate.orders_per_s_max, rate.orders_burst_max),
             call_buckets=TokenBuckets(rate.calls_per_s_max, rate.calls_burst_max),
             limits=config.limits,
+            database_url=config.database_url,
         )
         engine.add_listener(ctx.events.on_batch)
         await ctx.market_data.start()

@@ -39,8 +39,11 @@ import uvloop
 from psycopg import sql
 
 from engine._codes import EventKind, OrderType, Reason, Side
+from engine.markets import USDT as USDT_ASSET_ID
 from gateway._proto.clearline.v1 import order_entry_pb2, order_entry_pb2_grpc
+from gateway.clearctl import key_id
 from gateway.exchange import RunningExchange, RunOptions, exchange_running
+from ledger.model import Purpose, account_id_for
 
 # Generous: a subprocess's Python start plus one call; a hang fails the test instead of CI.
 clearctl_timeout_s = 60.0
@@ -341,6 +344,61 @@ def test_snapshot_reports_the_journal_seq_it_covers(exchange: RunningExchange) -
 
 
 # -- refusals --
+
+
+def test_reconcile_is_clean_then_queues_a_tampered_balance_until_resolved(
+    exchange: RunningExchange,
+) -> None:
+    """The ledger service books the engine's events; reconcile finds the books equal. A balance
+    changed behind the ledger's back (as fraud or a bad migration would) is found, queued once
+    with its evidence however often it is seen, and stays queued until a person resolves it."""
+    assert place(exchange, "maker-2", Side.SELL, "30000", "0.01") == ACCEPTED
+    assert place(exchange, "taker-3", Side.BUY, "30000", "0.01")[0] == (EventKind.ACCEPTED, 0)
+
+    clean = clearctl(exchange, "reconcile")
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.strip().endswith(": clean")
+    assert "compared" in clean.stdout
+
+    usdt_available = account_id_for(2003, USDT_ASSET_ID, Purpose.AVAILABLE)
+    tamper = "UPDATE ledger.accounts SET credits_posted = credits_posted + %s WHERE id = %s"
+    with psycopg.connect(exchange.database_url, autocommit=True) as conn:
+        assert conn.execute(tamper, (7, usdt_available)).rowcount == 1
+    try:
+        for _ in range(2):  # seen twice, queued once
+            breaks = clearctl(exchange, "--json", "reconcile")
+            assert breaks.returncode == 1
+            assert "difference(s)" in breaks.stderr
+        found = json.loads(breaks.stdout)["differences"]
+        by_kind = {d["kind"]: d for d in found}
+        assert set(by_kind) == {"balance_must_match_engine", "asset_must_sum_to_zero"}
+        moved = by_kind["balance_must_match_engine"]
+        assert (moved["owner_id"], moved["bucket"], moved["asset"]) == (2003, "available", "USDT")
+        assert moved["ledger_minor"] - moved["engine_minor"] == 7
+        summed = by_kind["asset_must_sum_to_zero"]
+        assert (summed["ledger_minor"], summed["engine_minor"]) == (7, None)
+
+        queued = ok_json(exchange, "exceptions", "list")["exceptions"]
+        assert sorted(e["kind"] for e in queued) == sorted(by_kind)
+        assert {e["seen_count"] for e in queued} == {2}
+        for exception in queued:
+            resolved = clearctl(
+                exchange, "exceptions", "resolve", str(exception["id"]), "--resolution",
+                "test: tampered on purpose, restored",
+            )  # fmt: skip
+            assert resolved.returncode == 0, resolved.stderr
+        assert "no open exceptions" in clearctl(exchange, "exceptions", "list").stdout
+        history = ok_json(exchange, "exceptions", "list", "--all")["exceptions"]
+        assert {e["status"] for e in history} == {"resolved"}
+        assert {e["resolved_by"] for e in history} == {key_id(exchange.config.api_key)}
+        again = clearctl(
+            exchange, "exceptions", "resolve", str(queued[0]["id"]), "--resolution", "x"
+        )
+        assert again.returncode == 1 and "not open" in again.stderr
+    finally:
+        with psycopg.connect(exchange.database_url, autocommit=True) as conn:
+            conn.execute(tamper, (-7, usdt_available))
+    assert clearctl(exchange, "reconcile").returncode == 0
 
 
 def test_keys_without_the_role_or_not_known_exit_4(exchange: RunningExchange) -> None:

@@ -134,3 +134,83 @@ class EngineStatus(_message.Message):
 class SnapshotRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ReconcileRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReconciliationException(_message.Message):
+    __slots__ = ("id", "kind", "asset_id", "asset", "owner_id", "bucket", "engine_minor", "ledger_minor", "chain_minor", "journal_seq", "evidence_json", "status", "seen_count", "first_seen_ns", "last_seen_ns", "resolved_by", "resolution")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_MINOR_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_MINOR_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_SEQ_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SEEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    kind: str
+    asset_id: int
+    asset: str
+    owner_id: int
+    bucket: str
+    engine_minor: int
+    ledger_minor: int
+    chain_minor: int
+    journal_seq: int
+    evidence_json: str
+    status: str
+    seen_count: int
+    first_seen_ns: int
+    last_seen_ns: int
+    resolved_by: str
+    resolution: str
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., asset_id: _Optional[int] = ..., asset: _Optional[str] = ..., owner_id: _Optional[int] = ..., bucket: _Optional[str] = ..., engine_minor: _Optional[int] = ..., ledger_minor: _Optional[int] = ..., chain_minor: _Optional[int] = ..., journal_seq: _Optional[int] = ..., evidence_json: _Optional[str] = ..., status: _Optional[str] = ..., seen_count: _Optional[int] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., resolved_by: _Optional[str] = ..., resolution: _Optional[str] = ...) -> None: ...
+
+class ReconcileReply(_message.Message):
+    __slots__ = ("journal_seq_min", "journal_seq_max", "engine_accounts", "balances_compared", "differences", "new_exceptions")
+    JOURNAL_SEQ_MIN_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_SEQ_MAX_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    BALANCES_COMPARED_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    NEW_EXCEPTIONS_FIELD_NUMBER: _ClassVar[int]
+    journal_seq_min: int
+    journal_seq_max: int
+    engine_accounts: int
+    balances_compared: int
+    differences: _containers.RepeatedCompositeFieldContainer[ReconciliationException]
+    new_exceptions: int
+    def __init__(self, journal_seq_min: _Optional[int] = ..., journal_seq_max: _Optional[int] = ..., engine_accounts: _Optional[int] = ..., balances_compared: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[ReconciliationException, _Mapping]]] = ..., new_exceptions: _Optional[int] = ...) -> None: ...
+
+class ListReconciliationExceptionsRequest(_message.Message):
+    __slots__ = ("include_resolved", "limit")
+    INCLUDE_RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    include_resolved: bool
+    limit: int
+    def __init__(self, include_resolved: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReconciliationExceptions(_message.Message):
+    __slots__ = ("exceptions",)
+    EXCEPTIONS_FIELD_NUMBER: _ClassVar[int]
+    exceptions: _containers.RepeatedCompositeFieldContainer[ReconciliationException]
+    def __init__(self, exceptions: _Optional[_Iterable[_Union[ReconciliationException, _Mapping]]] = ...) -> None: ...
+
+class ResolveReconciliationExceptionRequest(_message.Message):
+    __slots__ = ("id", "resolution")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    resolution: str
+    def __init__(self, id: _Optional[int] = ..., resolution: _Optional[str] = ...) -> None: ...

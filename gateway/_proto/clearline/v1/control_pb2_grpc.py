@@ -74,6 +74,21 @@ class ControlStub:
                 request_serializer=clearline_dot_v1_dot_control__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=clearline_dot_v1_dot_control__pb2.ControlReply.FromString,
                 _registered_method=True)
+        self.Reconcile = channel.unary_unary(
+                '/clearline.v1.Control/Reconcile',
+                request_serializer=clearline_dot_v1_dot_control__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=clearline_dot_v1_dot_control__pb2.ReconcileReply.FromString,
+                _registered_method=True)
+        self.ListReconciliationExceptions = channel.unary_unary(
+                '/clearline.v1.Control/ListReconciliationExceptions',
+                request_serializer=clearline_dot_v1_dot_control__pb2.ListReconciliationExceptionsRequest.SerializeToString,
+                response_deserializer=clearline_dot_v1_dot_control__pb2.ReconciliationExceptions.FromString,
+                _registered_method=True)
+        self.ResolveReconciliationException = channel.unary_unary(
+                '/clearline.v1.Control/ResolveReconciliationException',
+                request_serializer=clearline_dot_v1_dot_control__pb2.ResolveReconciliationExceptionRequest.SerializeToString,
+                response_deserializer=clearline_dot_v1_dot_control__pb2.ControlReply.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -127,6 +142,26 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reconcile(self, request, context):
+        """Reconciliation (ledger/reconcile.py): the engine's balances against the ledger's at the
+        same journal sequence; every difference is queued as an exception for a person to resolve.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReconciliationExceptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReconciliationException(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -168,6 +203,21 @@ def add_ControlServicer_to_server(servicer, server):
             'TakeSnapshot': grpc.unary_unary_rpc_method_handler(
                     servicer.TakeSnapshot,
                     request_deserializer=clearline_dot_v1_dot_control__pb2.SnapshotRequest.FromString,
+                    response_serializer=clearline_dot_v1_dot_control__pb2.ControlReply.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=clearline_dot_v1_dot_control__pb2.ReconcileRequest.FromString,
+                    response_serializer=clearline_dot_v1_dot_control__pb2.ReconcileReply.SerializeToString,
+            ),
+            'ListReconciliationExceptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliationExceptions,
+                    request_deserializer=clearline_dot_v1_dot_control__pb2.ListReconciliationExceptionsRequest.FromString,
+                    response_serializer=clearline_dot_v1_dot_control__pb2.ReconciliationExceptions.SerializeToString,
+            ),
+            'ResolveReconciliationException': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveReconciliationException,
+                    request_deserializer=clearline_dot_v1_dot_control__pb2.ResolveReconciliationExceptionRequest.FromString,
                     response_serializer=clearline_dot_v1_dot_control__pb2.ControlReply.SerializeToString,
             ),
     }
@@ -386,6 +436,87 @@ class Control:
             target,
             '/clearline.v1.Control/TakeSnapshot',
             clearline_dot_v1_dot_control__pb2.SnapshotRequest.SerializeToString,
+            clearline_dot_v1_dot_control__pb2.ControlReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clearline.v1.Control/Reconcile',
+            clearline_dot_v1_dot_control__pb2.ReconcileRequest.SerializeToString,
+            clearline_dot_v1_dot_control__pb2.ReconcileReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliationExceptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clearline.v1.Control/ListReconciliationExceptions',
+            clearline_dot_v1_dot_control__pb2.ListReconciliationExceptionsRequest.SerializeToString,
+            clearline_dot_v1_dot_control__pb2.ReconciliationExceptions.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReconciliationException(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clearline.v1.Control/ResolveReconciliationException',
+            clearline_dot_v1_dot_control__pb2.ResolveReconciliationExceptionRequest.SerializeToString,
             clearline_dot_v1_dot_control__pb2.ControlReply.FromString,
             options,
             channel_credentials,
