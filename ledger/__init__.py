@@ -7,7 +7,7 @@ semantics in plain Python (the tests' oracle), `verify` the chain check behind
 
 from engine._codes import AccountResult, TransferResult
 from ledger.chain import ChainReport, verify
-from ledger.ledger import DEFAULT_SCHEMA, CommitResult, Ledger, LedgerBusy
+from ledger.ledger import DEFAULT_SCHEMA, CommitResult, EventCommit, Ledger, LedgerBusy
 from ledger.model import (
     Account,
     AccountFlags,
@@ -28,6 +28,7 @@ __all__ = [
     "Balance",
     "ChainReport",
     "CommitResult",
+    "EventCommit",
     "Ledger",
     "LedgerBusy",
     "Purpose",

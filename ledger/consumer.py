@@ -1,11 +1,14 @@
 """The ledger's JetStream consumer: one shard's EventBatches in, their transfers booked exactly
 once, in journal order.
 
-Transport only: it fetches, decodes, hands each batch to the posting rules (ledger/postings.py)
-and the Ledger, and acknowledges. Exactly once is the Ledger's: the event id is recorded in the
-same PostgreSQL transaction as the event's transfers, and a message is acknowledged only after
-that transaction commits. So a redelivery (a consumer killed between commit and ack, an ack
-lost, ack_wait passed) finds its event id applied and books nothing again.
+Transport only: it fetches a round of messages, decodes them, hands them to the posting rules
+(ledger/postings.py) and books the round in one ledger write (`Ledger.commit_events`: one hash
+chain link per event, one transaction per round, so a consumer that is behind catches up in
+large steps), then acknowledges. Exactly once is the Ledger's: each event id is recorded in the
+same PostgreSQL transaction as its transfers, and a message is acknowledged only after that
+transaction commits. So a redelivery (a consumer killed between commit and ack, an ack lost,
+ack_wait passed) finds its event id applied and books nothing again; and a new consumer starts
+from the entry after the last one the ledger booked.
 
 Failures:
 - An undecodable message, or one that is not the EventBatch its stream position says, goes to
@@ -18,7 +21,7 @@ Failures:
 - PostgreSQL going away (restart, network) is transient: nothing is acknowledged, the ledger is
   reopened with a growing pause, and the same messages are booked again.
 
-Run: `python -m ledger consume --nats-url URL --database-url URL [--prefix cl] [--shard 0]`.
+Run inside the ledger service: `python -m ledger.service` (ledger/service.py).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from engine.messages import EVENTS_DECODER, EventBatch
 from engine.topology import Topology
 from ledger.alerts import Alert, raise_alert
 from ledger.exceptions import Difference, ExceptionKind, ExceptionQueue
-from ledger.ledger import Ledger
+from ledger.ledger import EventCommit, Ledger
 from ledger.model import Account, Transfer
 from ledger.postings import postings
 
@@ -60,6 +63,10 @@ fetch_wait_s = 1.0
 # Pauses between attempts to reach PostgreSQL again: doubling from the first to the last.
 reconnect_pause_s_min = 0.1
 reconnect_pause_s_max = 5.0
+
+
+# An EventBatch that can be booked, with its postings (ledger/postings.py).
+_Bookable = tuple[EventBatch, list[Account], list[Transfer]]
 
 
 class LedgerConsumer:
@@ -84,7 +91,7 @@ class LedgerConsumer:
         self._stopping = asyncio.Event()
         # Accounts this consumer has seen created: an event touching only these needs no
         # create_accounts round trip (ledger accounts are never deleted).
-        self._accounts_known: set[int] = set()
+        self._known: set[int] = set()
         # What it has done, for status lines, metrics and the benchmark.
         self.journal_seq_booked = 0
         self.events_booked = 0
@@ -173,36 +180,42 @@ class LedgerConsumer:
             await self.round()
 
     async def round(self, *, wait_s: float = fetch_wait_s) -> int:
-        """Fetch up to `fetch_messages_max` messages, book them in order, acknowledge each
-        after its commit. Returns how many were acknowledged."""
+        """Fetch up to `fetch_messages_max` messages, book them in one ledger write, then
+        acknowledge them. Returns how many were acknowledged."""
         try:
             msgs = await self._sub.fetch(fetch_messages_max, timeout=wait_s)
         except (TimeoutError, nats.errors.TimeoutError):
             return 0
-        done = 0
+        if not await self._handle(msgs):
+            return 0  # stopped before they were booked: all are delivered again
         for msg in msgs:
-            while not self._stopping.is_set():
-                try:
-                    await self._handle(msg)
-                    break
-                except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
-                    # Nothing of this message is acknowledged: book it again once the
-                    # database is back (its event id makes a second commit a no-op).
-                    log.warning("ledger database failed mid-round (%s); reconnecting", exc)
-                    await self._reopen()
-            else:
-                return done  # stopping: the rest are delivered again to the next consumer
             await msg.ack()
-            done += 1
-        return done
+        return len(msgs)
 
-    async def _handle(self, msg: Any) -> None:
+    async def _handle(self, msgs: list[Any]) -> bool:
+        """Dead-letter what cannot be booked, book the rest; retried while PostgreSQL is away
+        (the event ids make a second write of what did land a no-op). False when stopped
+        before the booking was done."""
+        bookable = [parsed for msg in msgs if (parsed := await self._parse(msg)) is not None]
+        while bookable:
+            if self._stopping.is_set():
+                return False
+            try:
+                if await self._book(bookable):
+                    return True
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                log.warning("ledger database failed mid-round (%s); reconnecting", exc)
+                await self._reopen()
+        return True
+
+    async def _parse(self, msg: Any) -> _Bookable | None:
+        """The message's EventBatch and postings, or None once it is dead-lettered."""
         position = msg.metadata.sequence.stream
         try:
             batch = EVENTS_DECODER.decode(msg.data)
         except msgspec.DecodeError as exc:
             await self._dead_letter(msg, position, f"undecodable EventBatch: {exc}")
-            return
+            return None
         # The engine puts entry k's EventBatch at position k of its shard's events stream.
         if batch.shard != self.topology.shard or batch.journal_seq != position:
             await self._dead_letter(
@@ -211,44 +224,53 @@ class LedgerConsumer:
                 f"EventBatch of shard {batch.shard!r} entry {batch.journal_seq} at position"
                 f" {position} of shard {self.topology.shard!r}'s events stream",
             )
-            return
+            return None
         try:
             accounts, transfers = postings(batch)
         except ValueError as exc:  # a row that fits no transfer id: it cannot be booked
             await self._dead_letter(msg, position, f"EventBatch not bookable: {exc}")
-            return
-        await self._book(batch, accounts, transfers)
+            return None
+        return batch, accounts, transfers
 
-    async def _book(
-        self, batch: EventBatch, accounts: list[Account], transfers: list[Transfer]
-    ) -> None:
+    async def _book(self, bookable: list[_Bookable]) -> bool:
+        """Book in one ledger write; False when there is no ledger to write to (stopping)."""
         if self.ledger is None:
             await self._reopen()
-        assert self.ledger is not None
+            if self.ledger is None:
+                return False
         # Accounts first, in their own transaction: creating one again is a no-op.
-        unknown = [a for a in accounts if a.id not in self._accounts_known]
+        unknown = {
+            a.id: a for _, accounts, _ in bookable for a in accounts if a.id not in self._known
+        }
         if unknown:
-            created = await self.ledger.create_accounts(unknown, ts_ns=batch.ts_ns)
+            created = await self.ledger.create_accounts(list(unknown.values()))
             wrong = [(i, r) for i, r in created if r != AccountResult.account_exists]
             if wrong:  # the posting rules made an account the ledger refuses: a bug, not data
-                raise RuntimeError(f"ledger refused accounts of entry {batch.journal_seq}: {wrong}")
-            self._accounts_known.update(a.id for a in unknown)
-        outcome = await self.ledger.commit(
-            transfers,
-            journal_seq=batch.journal_seq,
-            event_id=self.topology.event_message_id(batch.journal_seq),
-            ts_ns=batch.ts_ns,
-        )
-        # An event applied before (a redelivery) books nothing, and reports nothing again.
-        self.events_redelivered += outcome.event_already_applied
-        refused = [] if outcome.event_already_applied else outcome.results
-        if refused:
-            await self._report_refused(batch, transfers, refused)
-        self.journal_seq_booked = max(self.journal_seq_booked, batch.journal_seq)
-        self.events_booked += 1
-        self.transfers_booked += len(transfers) - len(refused)
-        self.lag_ns_last = max(0, time.time_ns() - batch.ts_ns)
-        self.lag_ns_max = max(self.lag_ns_max, self.lag_ns_last)
+                raise RuntimeError(f"ledger refused accounts: {wrong}")
+            self._known.update(unknown)
+        events = [
+            EventCommit(
+                event_id=self.topology.event_message_id(batch.journal_seq),
+                journal_seq=batch.journal_seq,
+                transfers=transfers,
+                ts_ns=batch.ts_ns,
+            )
+            for batch, _, transfers in bookable
+        ]
+        outcomes = await self.ledger.commit_events(events)
+        now_ns = time.time_ns()
+        for (batch, _, transfers), outcome in zip(bookable, outcomes, strict=True):
+            # An event applied before (a redelivery) books nothing, and reports nothing again.
+            self.events_redelivered += outcome.event_already_applied
+            refused = [] if outcome.event_already_applied else outcome.results
+            if refused:
+                await self._report_refused(batch, transfers, refused)
+            self.journal_seq_booked = max(self.journal_seq_booked, batch.journal_seq)
+            self.events_booked += 1
+            self.transfers_booked += len(transfers) - len(refused)
+            self.lag_ns_last = max(0, now_ns - batch.ts_ns)
+            self.lag_ns_max = max(self.lag_ns_max, self.lag_ns_last)
+        return True
 
     async def _report_refused(
         self,

@@ -25,6 +25,12 @@ def _uuid(value: int) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def _uuid_array(ids: Iterable[int]) -> str:
+    """Transfer ids as a PostgreSQL uuid[] literal: one text parameter, far cheaper to build and
+    send than a list of uuid.UUID objects (seen in a profile of the consumer)."""
+    return "{" + ",".join(f"{i:032x}" for i in ids) + "}"
+
+
 def _in_transfer_id_range(value: int) -> bool:
     return 0 < value <= transfer_id_max
 

@@ -119,7 +119,7 @@ def test_every_event_is_booked_once_and_the_books_equal_the_engine(
             await book_until(first, 30)
             unacked = await first._sub.fetch(10, timeout=2)
             for msg in unacked:
-                await first._handle(msg)
+                await first._handle([msg])
             await first.close()
             last_unacked = unacked[-1].metadata.sequence.stream
             assert first.journal_seq_booked == last_unacked
@@ -129,7 +129,7 @@ def test_every_event_is_booked_once_and_the_books_equal_the_engine(
             assert second.journal_seq_booked == last_unacked
             await book_until(second, len(batches))
             for msg in unacked:  # delivered again: each finds its event applied
-                await second._handle(msg)
+                await second._handle([msg])
             assert second.events_redelivered == len(unacked) == 10
             assert second.dead_lettered == 0
             await second.close()
@@ -261,22 +261,32 @@ def test_a_ledger_service_killed_mid_stream_resumes_without_loss_or_double_booki
 
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
-        try:
-            await ensure_streams(nc.jetstream(), topology)
-            await publish(nc.jetstream(), topology, batches)
-        finally:
-            await nc.close()
+        await ensure_streams(nc.jetstream(), topology)
+
+        async def engine_publishing() -> None:  # entries keep coming, through the crash
+            for batch in batches[5:]:
+                await publish(nc.jetstream(), topology, [batch])
+                await asyncio.sleep(0.01)
+
+        await publish(nc.jetstream(), topology, batches[:5])
         service = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        publishing: asyncio.Task[None] | None = None
         try:
+            for _ in range(3_000):  # the service is up once it booked the first five
+                if await booked() >= 5:
+                    break
+                await asyncio.sleep(0.01)
+            publishing = asyncio.create_task(engine_publishing())
             for _ in range(1_000):
-                if await booked() >= 10:
+                if await booked() >= 30:
                     break
                 await asyncio.sleep(0.01)
             service.kill()  # SIGKILL: no clean stop, no last ack
             service.wait(10)
             at_kill = await booked()
-            assert 10 <= at_kill < len(batches), "the kill must land mid-stream"
+            assert 30 <= at_kill < len(batches), "the kill must land mid-stream"
             service = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+            await publishing
             for _ in range(600):
                 if await booked() == len(batches):
                     break
@@ -284,6 +294,9 @@ def test_a_ledger_service_killed_mid_stream_resumes_without_loss_or_double_booki
         finally:
             service.terminate()
             service.wait(30)
+            if publishing is not None:
+                publishing.cancel()
+            await nc.close()
         assert await transfers_stored(pg_database) == rows
         await assert_books_equal_engine(pg_database, shard)
 
