@@ -56,11 +56,12 @@ bench: build
 	  > benchmarks/results/bench_book.json
 	$(PY) -m benchmarks.bench_shard > benchmarks/results/bench_shard.json
 	$(PY) -m benchmarks.bench_gateway --json > benchmarks/results/bench_gateway.json
+	$(PY) -m benchmarks.bench_ledger --json > benchmarks/results/bench_ledger.json
 
 lint: build
 	$(VENV)/bin/ruff check .
 	PATH=$(VENV)/bin:$$PATH cython-lint --max-line-length 100 engine/*.pyx engine/*.pxd
-	$(VENV)/bin/mypy engine gateway compliance benchmarks
+	$(VENV)/bin/mypy engine gateway ledger compliance benchmarks
 
 clean:
 	rm -rf build engine/_core.c engine/_core*.so engine/_core.so.stamp engine/_codes.pxi
