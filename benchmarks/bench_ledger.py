@@ -49,8 +49,6 @@ from engine.simulate import applied_flow
 from engine.topology import Topology
 from ledger import chain
 from ledger.consumer import LedgerConsumer
-from ledger.exceptions import ExceptionQueue
-from ledger.ledger import Ledger
 from ledger.postings import postings
 
 ACCOUNTS = list(range(1_000, 2_000))
@@ -88,15 +86,6 @@ def fresh_database(database_url: str) -> Iterator[str]:
             admin.execute(drop.format(sql.Identifier(name)))
 
 
-def consumer_for(nc: Any, topology: Topology, database_url: str) -> LedgerConsumer:
-    return LedgerConsumer(
-        nc,
-        topology,
-        lambda: Ledger.open(database_url),
-        lambda: ExceptionQueue.open(database_url),
-    )
-
-
 async def publish(js: Any, topology: Topology, batch: EventBatch) -> None:
     await js.publish(
         topology.events_subject,
@@ -113,7 +102,7 @@ async def run_consumer(nats_url: str, database_url: str, batches: list[EventBatc
         await ensure_streams(js, topology)
         for batch in batches:
             await publish(js, topology, batch)
-        consumer = consumer_for(nc, topology, database_url)
+        consumer = LedgerConsumer.for_database(nc, topology, database_url)
         await consumer.start()
         started = time.perf_counter()
         last_report = started
@@ -188,7 +177,7 @@ async def run_lag(
     try:
         js = nc.jetstream()
         await ensure_streams(js, topology)
-        consumer = consumer_for(nc, topology, database_url)
+        consumer = LedgerConsumer.for_database(nc, topology, database_url)
         await consumer.start()
         running = asyncio.create_task(consumer.run())
         started = time.perf_counter()

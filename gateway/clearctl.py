@@ -10,6 +10,9 @@
     clearctl limits set ACCOUNT [--open-orders-max N] [--order-notional-max ASSET=DEC ...]
                                 [--open-notional-max ASSET=DEC ...] [--replace]
     clearctl snapshot
+    clearctl reconcile                                engine balances against the ledger's
+    clearctl exceptions list [--all] [--limit N]      the reconciliation exception queue
+    clearctl exceptions resolve ID --resolution TEXT
 
 Where it connects: the client config that `clearline run` writes (`--config`, else as
 `gateway.client_config.load` finds it), with `--gateway` and `--api-key` / $CLEARLINE_API_KEY
@@ -18,14 +21,15 @@ output ever shows more of it than its key id.
 
 Output: plain aligned tables for people; with `--json`, one JSON object on stdout per call the
 gateway answered, which is the reply message with its proto field names, every field present,
-integers as numbers, decimals as strings and enums by name (a reason as its number, beside its
-``reason_name``). Messages about failures go to stderr.
+integers as numbers, decimals as strings, enums by name (a reason as its number, beside its
+``reason_name``) and an unset optional field as null. Messages about failures go to stderr.
 
 Exit status:
 
 - 0: done.
 - 1: refused: the engine rejected the action (``rejected: instrument_must_be_known (1001)``),
-  or the gateway refused it for another cause than the ones below (rate limit, not found).
+  or the gateway refused it for another cause than the ones below (rate limit, not found), or
+  reconcile found differences.
 - 2: usage: bad arguments (argparse's, or INVALID_ARGUMENT from the gateway), no client config.
 - 3: the gateway cannot be reached, or answered UNAVAILABLE, or not within ``--timeout-s``.
 - 4: the key is not accepted (UNAUTHENTICATED) or its role may not do this (PERMISSION_DENIED).

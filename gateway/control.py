@@ -1,4 +1,5 @@
-"""The Control service: what the risk desk does to a running engine (clearctl speaks it).
+"""The Control service: what the risk desk does to a running engine (clearctl speaks it), and
+reconciliation of the engine with the ledger and its exception queue.
 
 Every call needs a key of a role in `CONTROL_ROLES` and lands in the audit log with the key id
 as actor, a refused one included. A call that changes something is recorded twice: once as
@@ -292,16 +293,17 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     ) -> AsyncIterator[tuple[LedgerReader, ExceptionQueue]]:
         """The ledger's reader and the exception queue, for one call (reconciliation is rare:
         a connection per call keeps the gateway free of the ledger's lifecycle)."""
-        try:
-            reader = await LedgerReader.open(self._ctx.database_url)
-            queue = await ExceptionQueue.open(self._ctx.database_url)
-        except (psycopg.Error, OSError) as exc:
-            await abort(call, grpc.StatusCode.UNAVAILABLE, f"ledger database unreachable: {exc}")
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                reader = await LedgerReader.open(self._ctx.database_url)
+                stack.push_async_callback(reader.close)
+                queue = await ExceptionQueue.open(self._ctx.database_url)
+                stack.push_async_callback(queue.close)
+            except (psycopg.Error, OSError) as exc:
+                await abort(
+                    call, grpc.StatusCode.UNAVAILABLE, f"ledger database unreachable: {exc}"
+                )
             yield reader, queue
-        finally:
-            await reader.close()
-            await queue.close()
 
     async def Reconcile(
         self, request: control_pb2.ReconcileRequest, context: grpc.aio.ServicerContext
@@ -319,9 +321,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "the ledger has booked nothing yet (is its consumer running?)",
                 )
-            except (TimeoutError, RuntimeError) as exc:
+            except (TimeoutError, RuntimeError, psycopg.Error) as exc:
                 await self._record(identity, action, None, {"error": str(exc)}, "failed")
-                await abort(context, grpc.StatusCode.UNAVAILABLE, f"engine: {exc!r}")
+                await abort(context, grpc.StatusCode.UNAVAILABLE, f"reconciliation: {exc!r}")
             new = await queue.record(report.differences)
         detail = {
             "journal_seq_max": report.journal_seq_max,

@@ -101,6 +101,16 @@ class LedgerConsumer:
         self.lag_ns_last = 0  # from the entry's journal time to its commit
         self.lag_ns_max = 0
 
+    @classmethod
+    def for_database(cls, nc: Any, topology: Topology, database_url: str) -> LedgerConsumer:
+        """A consumer that books into the ledger and exception queue at `database_url`."""
+        return cls(
+            nc,
+            topology,
+            lambda: Ledger.open(database_url),
+            lambda: ExceptionQueue.open(database_url),
+        )
+
     async def start(self) -> None:
         """Open the ledger (refused while another writer holds it), then consume the events
         stream from the entry after the last one the ledger booked.

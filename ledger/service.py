@@ -22,7 +22,6 @@ from engine.topology import Topology
 from ledger.alerts import Alert, raise_alert
 from ledger.consumer import LedgerConsumer
 from ledger.exceptions import ExceptionQueue
-from ledger.ledger import Ledger
 from ledger.reader import LedgerReader
 from ledger.reconcile import reconcile
 
@@ -74,12 +73,7 @@ async def run(
     nats_url: str, database_url: str, topology: Topology, *, every_s: float = reconcile_every_s
 ) -> None:
     nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
-    consumer = LedgerConsumer(
-        nc,
-        topology,
-        lambda: Ledger.open(database_url),
-        lambda: ExceptionQueue.open(database_url),
-    )
+    consumer = LedgerConsumer.for_database(nc, topology, database_url)
     engine = await EngineClient.connect(nats_url, topology, new_origin("ledger"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

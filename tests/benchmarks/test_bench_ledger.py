@@ -19,11 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_ledger_books_everything_and_prints_all_three_modes(
     nats_url: str, database_url: str
 ) -> None:
+    command = [sys.executable, "-m", "benchmarks.bench_ledger", "--json", "--entries", "30"]
     out = subprocess.run(
-        [
-            sys.executable, "-m", "benchmarks.bench_ledger", "--json",
-            "--entries", "30", "--lag-duration-s", "0.2",
-        ],  # fmt: skip
+        [*command, "--lag-duration-s", "0.2"],
         cwd=ROOT,
         env={**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url},
         capture_output=True,

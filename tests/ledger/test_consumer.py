@@ -32,8 +32,6 @@ from engine.simulate import applied_flow
 from engine.topology import Topology
 from ledger.alerts import ALERT_DECODER
 from ledger.consumer import LedgerConsumer
-from ledger.exceptions import ExceptionQueue
-from ledger.ledger import Ledger
 from ledger.reader import LedgerReader
 from ledger.reconcile import differences, engine_buckets, ledger_buckets
 
@@ -49,15 +47,6 @@ async def publish(js: Any, topology: Topology, batches: list[EventBatch]) -> Non
             ENCODER.encode(batch),
             headers={"Nats-Msg-Id": topology.event_message_id(batch.journal_seq)},
         )
-
-
-def consumer_for(nc: Any, topology: Topology, database_url: str) -> LedgerConsumer:
-    return LedgerConsumer(
-        nc,
-        topology,
-        lambda: Ledger.open(database_url),
-        lambda: ExceptionQueue.open(database_url),
-    )
 
 
 async def book_until(consumer: LedgerConsumer, journal_seq: int, rounds_max: int = 200) -> None:
@@ -114,7 +103,7 @@ def test_every_event_is_booked_once_and_the_books_equal_the_engine(
         try:
             await ensure_streams(nc.jetstream(), topology)
             await publish(nc.jetstream(), topology, batches)
-            first = consumer_for(nc, topology, pg_database)
+            first = LedgerConsumer.for_database(nc, topology, pg_database)
             await first.start()
             await book_until(first, 30)
             unacked = await first._sub.fetch(10, timeout=2)
@@ -124,7 +113,7 @@ def test_every_event_is_booked_once_and_the_books_equal_the_engine(
             last_unacked = unacked[-1].metadata.sequence.stream
             assert first.journal_seq_booked == last_unacked
 
-            second = consumer_for(nc, topology, pg_database)
+            second = LedgerConsumer.for_database(nc, topology, pg_database)
             await second.start()
             assert second.journal_seq_booked == last_unacked
             await book_until(second, len(batches))
@@ -170,7 +159,7 @@ def test_an_undecodable_or_misplaced_event_goes_to_the_dead_letter_stream_with_a
                 ENCODER.encode(msgspec.structs.replace(batches[5], shard="other", journal_seq=7)),
             )
             await publish(js, topology, later)
-            consumer = consumer_for(nc, topology, pg_database)
+            consumer = LedgerConsumer.for_database(nc, topology, pg_database)
             await consumer.start()
             await book_until(consumer, later[-1].journal_seq)
             await consumer.close()
@@ -207,7 +196,7 @@ def test_postgres_restarting_mid_stream_loses_and_doubles_nothing(
     async def scenario() -> None:
         topology = Topology(nats_prefix, "0")
         nc = await nats.connect(nats_url)
-        consumer = consumer_for(nc, topology, server.url)
+        consumer = LedgerConsumer.for_database(nc, topology, server.url)
         try:
             js = nc.jetstream()
             await ensure_streams(js, topology)
