@@ -330,6 +330,8 @@ def place_command(
         return Reason.client_order_id_must_fit_in_63_bits
     if request.expire_ts_ns < 0:
         return Reason.expire_time_must_fit_in_63_bits
+    if request.client_order_id == 0:
+        return Reason.client_order_id_must_be_given
     stp_mode = request.stp_mode or StpMode.CANCEL_TAKER
     return PlaceOrder(
         account_id=account_id,

@@ -225,7 +225,8 @@ def test_a_valid_place_becomes_its_engine_command() -> None:
             {"client_order_id": 1 << 63, "expire_ts_ns": -1},
             Reason.client_order_id_must_fit_in_63_bits,
         ),
-        ({"expire_ts_ns": -1}, Reason.expire_time_must_fit_in_63_bits),
+        ({"expire_ts_ns": -1, "client_order_id": 0}, Reason.expire_time_must_fit_in_63_bits),
+        ({"client_order_id": 0}, Reason.client_order_id_must_be_given),
     ],
 )
 def test_place_rejects_report_the_lowest_failing_reason(

@@ -108,6 +108,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     batch_must_not_exceed_maximum: _ClassVar[Reason]
     command_must_be_given: _ClassVar[Reason]
     expire_time_must_fit_in_63_bits: _ClassVar[Reason]
+    client_order_id_must_be_given: _ClassVar[Reason]
     customer_state_must_be_known: _ClassVar[Reason]
     customer_state_must_be_fresh: _ClassVar[Reason]
     customer_must_be_verified: _ClassVar[Reason]
@@ -284,6 +285,7 @@ order_must_be_named: Reason
 batch_must_not_exceed_maximum: Reason
 command_must_be_given: Reason
 expire_time_must_fit_in_63_bits: Reason
+client_order_id_must_be_given: Reason
 customer_state_must_be_known: Reason
 customer_state_must_be_fresh: Reason
 customer_must_be_verified: Reason
