@@ -120,8 +120,7 @@ class Reason(IntEnum):
     batch_must_not_exceed_maximum = 1013  # gateway limit batch_commands_max
     command_must_be_given = 1014  # an empty command in a batch
     expire_time_must_fit_in_63_bits = 1015
-    # A place must carry the client's own id (as FIX's ClOrdID): with 0 for all, an account could rest one order at a time, and could not name its orders in cancels, amends or reports.
-    client_order_id_must_be_given = 1016
+    client_order_id_must_be_given = 1016  # a place needs one, as FIX's ClOrdID
     # -- 2xxx compliance (fail closed: unknown or stale state rejects) --
     customer_state_must_be_known = 2001
     customer_state_must_be_fresh = 2002
