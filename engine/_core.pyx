@@ -1345,6 +1345,13 @@ cdef class Engine:
     def now_ts_ns(self):
         return self._now_ts_ns
 
+    @property
+    def next_expiry_ts_ns(self):
+        """When the earliest resting GTD order expires; 0 when none rests. O(1)."""
+        if self._heap_count == 0:
+            return 0
+        return self._orders[self._heap[0]].expire_ts_ns
+
     # -- SNAPSHOTS --
 
     def _state(self):

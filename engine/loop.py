@@ -65,8 +65,9 @@ snapshot_every_s = 60.0
 snapshots_kept_max = 3
 # Accounts per GetAllBalances reply: a page stays far below NATS's 1 MB message limit.
 all_balances_accounts_max = 5_000
-# With no entry for this long the engine journals an AdvanceTime, so GTD orders expire on a
-# quiet book (time only moves through the journal).
+# With no entry for this long, and a GTD order due, the engine journals an AdvanceTime so that
+# it expires on a quiet book (time only moves through the journal). Only when one is due: a
+# tick every idle second would be 86,400 entries a day for the journal, events and ledger.
 idle_tick_s = 1.0
 # With no ticks, how long a quiet consumer waits before checking it is not stuck.
 quiet_s = 1.0
@@ -290,11 +291,16 @@ class EngineLoop:
                 await asyncio.sleep(0.001)
 
     async def _tick(self) -> None:
-        """Journal an AdvanceTime so sequenced time moves on a quiet shard."""
+        """Journal an AdvanceTime when a resting GTD order is due, so it expires on a quiet
+        shard."""
+        due_ns = self.shard.core.next_expiry_ts_ns
+        now_ns = time.time_ns()
+        if due_ns == 0 or due_ns > now_ns:
+            return
         entry = JournalEntry(
             origin=f"engine-{self.topology.shard}",
-            batch_id=time.time_ns(),
-            ts_ns=time.time_ns(),
+            batch_id=now_ns,
+            ts_ns=now_ns,
             commands=[AdvanceTime()],
         )
         with contextlib.suppress(Exception):

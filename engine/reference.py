@@ -1119,6 +1119,11 @@ class ReferenceEngine:
         """Engine time: the greatest ts_ns seen."""
         return self._now_ts_ns
 
+    @property
+    def next_expiry_ts_ns(self) -> int:
+        """When the earliest resting GTD order expires; 0 when none rests. O(log n)."""
+        return self._expiry[0][0] if self._expiry else 0
+
     # -- SNAPSHOTS --
 
     def _state(self) -> EngineState:

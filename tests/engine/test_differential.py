@@ -424,6 +424,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         for instrument_id in INSTRUMENTS:
             assert self.peer.bbo(instrument_id) == self.reference.bbo(instrument_id)
             assert self.peer.depth(instrument_id, 20) == self.reference.depth(instrument_id, 20)
+        assert self.peer.next_expiry_ts_ns == self.reference.next_expiry_ts_ns
         self.steps += 1
         if self.steps % HASH_EVERY == 0:
             assert self.reference.check_invariants()

@@ -8,6 +8,7 @@ and the events stream itself; restart is a new EngineLoop over the same journal 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,57 @@ def test_a_lost_event_publish_is_sent_again_with_everything_after_it(
             for seq in range(1, 10):
                 msg = await client.js.get_msg(topology.events_stream, seq=seq)
                 assert EVENTS_DECODER.decode(msg.data).journal_seq == seq
+        finally:
+            await engine.stop()
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_quiet_shard_ticks_only_to_expire_a_due_gtd_order(
+    nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    """Time moves only through the journal, so a quiet engine journals an AdvanceTime: only
+    when a resting GTD order is due (a tick every idle second would fill the journal, the
+    events stream and the ledger with empty entries). Method: an idle engine with a short tick;
+    the journal must not grow while nothing is due, and must grow by exactly the tick that
+    expires a GTD order once its time has come."""
+
+    async def scenario() -> None:
+        topology = Topology(nats_prefix, "0")
+        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0.1)
+        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
+        try:
+            await client.submit([*market_commands(), *funding_commands([10])])
+            resting = await client.submit([buy(10, 1, 290_000, 1)])
+            await asyncio.sleep(0.5)  # five idle ticks' time, nothing due
+            info = await client.js.stream_info(topology.journal_stream)
+            assert info.state.last_seq == resting.journal_seq
+            expire_ts_ns = time.time_ns() + 300_000_000
+            gtd = PlaceOrder(
+                account_id=10,
+                instrument_id=1,
+                client_order_id=2,
+                side=Side.BUY,
+                order_type=OrderType.LIMIT,
+                time_in_force=TimeInForce.GTD,
+                price_ticks=290_000,
+                quantity_lots=1,
+                expire_ts_ns=expire_ts_ns,
+            )
+            placed = await client.submit([gtd])
+            assert placed.event_rows()["kind"].tolist()[0] == EventKind.ACCEPTED
+            for _ in range(50):
+                book = (await client.query(GetBook(instrument_id=1, depth=1))).result
+                if book["bids"][0][2] == 1:  # the GTD order is gone; the GTC one rests
+                    break
+                await asyncio.sleep(0.05)
+            assert book["bids"][0][2] == 1
+            info = await client.js.stream_info(topology.journal_stream)
+            assert info.state.last_seq == placed.journal_seq + 1  # the one tick
+            await asyncio.sleep(0.5)  # and no more once nothing is due
+            info = await client.js.stream_info(topology.journal_stream)
+            assert info.state.last_seq == placed.journal_seq + 1
         finally:
             await engine.stop()
             await client.close()
