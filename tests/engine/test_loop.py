@@ -11,6 +11,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from engine._codes import EventKind, OrderType, Reason, Side, TimeInForce
@@ -239,16 +240,8 @@ def test_a_quiet_shard_ticks_only_to_expire_a_due_gtd_order(
             info = await client.js.stream_info(topology.journal_stream)
             assert info.state.last_seq == resting.journal_seq
             expire_ts_ns = time.time_ns() + 300_000_000
-            gtd = PlaceOrder(
-                account_id=10,
-                instrument_id=1,
-                client_order_id=2,
-                side=Side.BUY,
-                order_type=OrderType.LIMIT,
-                time_in_force=TimeInForce.GTD,
-                price_ticks=290_000,
-                quantity_lots=1,
-                expire_ts_ns=expire_ts_ns,
+            gtd = msgspec.structs.replace(
+                buy(10, 2, 290_000, 1), time_in_force=TimeInForce.GTD, expire_ts_ns=expire_ts_ns
             )
             placed = await client.submit([gtd])
             assert placed.event_rows()["kind"].tolist()[0] == EventKind.ACCEPTED
