@@ -57,6 +57,7 @@ bench: build
 	$(PY) -m benchmarks.bench_shard > benchmarks/results/bench_shard.json
 	$(PY) -m benchmarks.bench_gateway --json > benchmarks/results/bench_gateway.json
 	$(PY) -m benchmarks.bench_ledger --json > benchmarks/results/bench_ledger.json
+	$(PY) -m benchmarks.bench_compliance --json > benchmarks/results/bench_compliance.json
 
 lint: build
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,33 @@
+"""The compliance benchmark runs and reports what it claims.
+
+Method: a tiny run of `python -m benchmarks.bench_compliance`; its JSON must carry the issue's
+fields and both contenders (the index and the exhaustive scan) on the same names. No timing is
+asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_compliance_prints_the_index_and_its_baseline() -> None:
+    command = [sys.executable, "-m", "benchmarks.bench_compliance", "--json"]
+    out = subprocess.run(
+        [*command, "--names", "5", "--baseline-names", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    assert result["names_indexed"] > 20_000 and result["entries"] > 9_000
+    assert result["screen_p50_ms"] > 0 and result["screen_p99_ms"] >= result["screen_p50_ms"]
+    assert "monitoring_events_per_s" in result  # null until monitoring is built
+    modes = result["modes"]
+    assert modes["indexed_warm"]["names"] == 10
+    assert modes["exhaustive_baseline"]["names"] == modes["indexed_on_baseline_names"]["names"] == 2
