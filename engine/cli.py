@@ -100,7 +100,32 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", type=Path, help="client config (default: as clearctl finds it)")
     demo.add_argument("--duration-s", type=int, default=0, help="stop after this long (0: Ctrl-C)")
     demo.add_argument("--rate", type=int, default=200, help="taker orders per second")
+    compliance = commands.add_parser("compliance", help="evaluate the name screening")
+    evaluations = compliance.add_subparsers(dest="evaluation", required=True)
+    names = evaluations.add_parser("eval-names", help="precision/recall/F1 on labelled pairs")
+    names.add_argument("cases_csv", help="labelled name pairs (nomenklatura's cases.csv form)")
+    screening = evaluations.add_parser(
+        "eval-screening", help="recall on listed names, false-hit rate on others"
+    )
+    screening.add_argument("--positives", required=True, help="CSV with a full_name column")
+    screening.add_argument("--negatives", required=True, help="CSV with a full_name column")
+    screening.add_argument("--threshold", type=int, help="lowest score that is a hit")
+    for sub in (names, screening):
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _compliance(args: argparse.Namespace) -> int:
+    from compliance.screening.__main__ import main as screening_main
+
+    flags = ["--json"] if args.json else []
+    if args.evaluation == "eval-names":
+        return screening_main(["evaluate", "--cases", args.cases_csv, *flags])
+    threshold = [] if args.threshold is None else ["--threshold", str(args.threshold)]
+    return screening_main(
+        ["evaluate-screening", "--positives", args.positives, "--negatives", args.negatives,
+         *threshold, *flags]
+    )  # fmt: skip
 
 
 def _replay(args: argparse.Namespace) -> Any:
@@ -133,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.demo import main as demo_main
 
         return demo_main(args.config, args.duration_s, args.rate)
+    if args.command == "compliance":
+        return _compliance(args)
     try:
         report = _replay(args)
     except ReplayInputError as error:

@@ -1,13 +1,16 @@
 """Command line: ``python -m compliance.screening {evaluate,screen}``.
 
-    evaluate [--cases PATH] [--json]       precision, recall, F1 per threshold on labelled pairs
-    screen NAME [--data PATH] [--threshold N] [--json]
-                                           the top candidates for one name, with explanations
+evaluate [--cases PATH] [--json]       precision, recall, F1 per threshold on labelled pairs
+screen NAME [--data PATH] [--threshold N] [--json]
+                                       the top candidates for one name, with explanations
+evaluate-screening --positives CSV --negatives CSV [--threshold N] [--json]
+                                       recall on listed names, false-hit rate on others
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
 from pathlib import Path
@@ -70,13 +73,48 @@ def _screen(args: argparse.Namespace) -> int:
         print(f"     via {candidate.matched_name_type} name {candidate.matched_name!r}")
         for pair in candidate.match.tokens:
             print(
-                f"       {pair.query_token} ~ {pair.listed_token}: {pair.how} "
-                f"({pair.similarity})"
+                f"       {pair.query_token} ~ {pair.listed_token}: {pair.how} ({pair.similarity})"
             )
         if candidate.match.unmatched_query_tokens:
             print(f"       not on the list: {' '.join(candidate.match.unmatched_query_tokens)}")
         if candidate.match.unmatched_listed_tokens:
             print(f"       not given: {' '.join(candidate.match.unmatched_listed_tokens)}")
+    return 0
+
+
+def _full_names(path: Path) -> list[str]:
+    """The ``full_name`` column of a CSV file; a file without one is unusable."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "full_name" not in reader.fieldnames:
+            raise ListFileError(path, 1, "no full_name column")
+        return [row["full_name"] for row in reader if row["full_name"]]
+
+
+def _evaluate_screening(args: argparse.Namespace) -> int:
+    """Recall on names that are listed (possibly misspelt) and the false-hit rate on names that
+    are not, at one threshold, screening each against every list."""
+    positives, negatives = _full_names(Path(args.positives)), _full_names(Path(args.negatives))
+    print("loading lists...", file=sys.stderr)
+    index = ScreeningIndex(load_lists(Path(args.data) if args.data else None))
+    hits = [bool(index.screen_name(name, args.threshold)) for name in positives]
+    false_hits = [bool(index.screen_name(name, args.threshold)) for name in negatives]
+    report = {
+        "threshold": args.threshold,
+        "positives": len(positives),
+        "negatives": len(negatives),
+        "recall": round(sum(hits) / len(hits), 4) if hits else None,
+        "false_hit_rate": round(sum(false_hits) / len(false_hits), 4) if false_hits else None,
+        "missed": [name for name, hit in zip(positives, hits, strict=True) if not hit][:50],
+        "false_hits": [n for n, hit in zip(negatives, false_hits, strict=True) if hit][:50],
+    }
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    else:
+        print(
+            f"threshold {args.threshold}: recall {report['recall']} on {len(positives)} listed"
+            f" names, false-hit rate {report['false_hit_rate']} on {len(negatives)} others"
+        )
     return 0
 
 
@@ -94,10 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     screen_parser.add_argument("--threshold", type=int, default=default_threshold)
     screen_parser.add_argument("--json", action="store_true")
     screen_parser.set_defaults(run=_screen)
+    screening = commands.add_parser(
+        "evaluate-screening", help="recall and false-hit rate on listed and unlisted names"
+    )
+    screening.add_argument("--positives", required=True, help="CSV of listed names: full_name")
+    screening.add_argument("--negatives", required=True, help="CSV of other names: full_name")
+    screening.add_argument("--data", help="the compliance data folder")
+    screening.add_argument("--threshold", type=int, default=default_threshold)
+    screening.add_argument("--json", action="store_true")
+    screening.set_defaults(run=_evaluate_screening)
     args = parser.parse_args(argv)
     try:
         status: int = args.run(args)
-    except ListFileError as exc:
+    except (ListFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return status

@@ -58,3 +58,30 @@ def test_screen_prints_explained_candidates(capsys):
     assert main(["screen", "Saddam Husein"]) == 0
     out = capsys.readouterr().out
     assert "husein ~ hussein: typo" in out
+
+
+def test_clearline_compliance_commands_as_the_issue_names_them(tmp_path, capsys):
+    """`clearline compliance eval-names CSV --json` is `evaluate`; `eval-screening` screens
+    listed names (here misspelt by one letter) and unlisted ones and reports recall and the
+    false-hit rate; a CSV without a full_name column is a clear error (exit 2)."""
+    from compliance.screening._evaluate import default_cases_path
+    from engine.cli import main as clearline
+
+    assert clearline(["compliance", "eval-names", str(default_cases_path()), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"pairs", "results", "best"}
+
+    positives = tmp_path / "positives.csv"
+    positives.write_text("full_name\nSaddam Husein\nUsama bin Ladin\nViktor Vekselberg\n")
+    negatives = tmp_path / "negatives.csv"
+    negatives.write_text("full_name\nAnnika Johansson\nPedro Alvarez Cabral\n")
+    argv = ["compliance", "eval-screening", "--positives", str(positives)]
+    assert clearline([*argv, "--negatives", str(negatives), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["positives"], report["negatives"]) == (3, 2)
+    assert report["recall"] == 1.0 and report["false_hit_rate"] == 0.0
+    assert report["threshold"] == 70
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name\nX\n")
+    assert clearline([*argv, "--negatives", str(bad)]) == 2
+    assert "full_name" in capsys.readouterr().err
