@@ -60,4 +60,13 @@ def machine(packages: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-__all__ = ["load_average", "machine"]
+def machine_during(packages: tuple[str, ...], load_at_start: list[float]) -> dict[str, Any]:
+    """`machine` plus the load average when the run started and now: how busy the machine was
+    with other work while it measured."""
+    return machine(packages) | {
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": load_average(),
+    }
+
+
+__all__ = ["load_average", "machine", "machine_during"]

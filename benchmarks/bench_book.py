@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from benchmarks import _liquibook_peer as peer
 from benchmarks._chart import render_svg
-from benchmarks._machine import load_average, machine
+from benchmarks._machine import load_average, machine_during
 from benchmarks._workload import (
     AMEND,
     INSTRUMENT,
@@ -531,8 +531,9 @@ def run_benchmark(
         "ratios": ratios,
         "targets": TARGETS,
         "targets_met": targets_met,
-        "machine": machine(("numpy", "liquibook", "sortedcontainers", "Cython"))
-        | {"load_average_at_start": load_at_start, "load_average_at_end": load_average()},
+        "machine": machine_during(
+            ("numpy", "liquibook", "sortedcontainers", "Cython"), load_at_start
+        ),
     }
     _status(f"done in {time.perf_counter() - started:.1f} s")
     return report

@@ -64,7 +64,7 @@ import grpc
 import numpy as np
 
 from benchmarks._echo import ECHO_METHOD
-from benchmarks._machine import load_average, machine
+from benchmarks._machine import load_average, machine_during
 from benchmarks._procstat import CpuMeter, descendants, name_of
 from engine._codes import EventKind, OrderType, Side, StpMode, TimeInForce
 from gateway import client_config
@@ -823,8 +823,9 @@ def run_benchmark(
             and paced_p99 < TARGETS["p99_ack_ms_at_5k_per_s_max"]
             and bool(modes["paced"]["sustained"]),
         },
-        "machine": machine(("grpcio", "protobuf", "uvloop", "nats-py", "psycopg", "numpy"))
-        | {"load_average_at_start": load_at_start, "load_average_at_end": load_average()},
+        "machine": machine_during(
+            ("grpcio", "protobuf", "uvloop", "nats-py", "psycopg", "numpy"), load_at_start
+        ),
     }
     _status(f"done in {time.perf_counter() - started:.1f} s")
     return report
