@@ -59,6 +59,15 @@ class Topology:
         """Operational alerts (a dead letter, a reconciliation break) for whoever watches."""
         return f"{self.prefix}.alerts.{self.shard}"
 
+    @property
+    def compliance_alerts_stream(self) -> str:
+        """Compliance alerts (monitoring rules, screening hits): durable, cases consume them."""
+        return f"{self.prefix}_compliance_alerts".upper()
+
+    @property
+    def compliance_alerts_subject(self) -> str:
+        return f"{self.prefix}.compliance.alerts.{self.shard}"
+
     def consumer_name(self, consumer: str) -> str:
         """A durable JetStream consumer's name on this shard's events stream."""
         return f"{self.prefix}_{consumer}_{self.shard}".upper()
