@@ -1,0 +1,1 @@
+"""compliance.cases (being built)."""

@@ -1,0 +1,1 @@
+"""compliance.customers (being built)."""

@@ -1,0 +1,1 @@
+"""compliance.monitoring (being built)."""
