@@ -109,7 +109,7 @@ class EngineClient:
         self._recovery: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[EventBatch], Any]] = []
         self._subscription: Any = None
-        self._groups: collections.deque[_Group] = collections.deque()
+        self._groups: collections.deque[Group] = collections.deque()
         self._group_writer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -169,12 +169,17 @@ class EngineClient:
             listener(batch)
 
     async def append(
-        self, commands: Sequence[Command], *, ts_ns: int | None = None, actor: str = ""
+        self,
+        commands: Sequence[Command],
+        *,
+        ts_ns: int | None = None,
+        actor: str = "",
+        batch_id: int = 0,
     ) -> tuple[int, asyncio.Future[EventBatch]]:
         """Journal the commands as one entry; returns its journal sequence and a future of its
         EventBatch. Raises when JetStream does not acknowledge (nothing was journaled, or the
-        retry below deduplicated it)."""
-        batch_id = next(self._batch_ids)
+        retry below deduplicated it). `batch_id` 0 takes the next one (a group has its own)."""
+        batch_id = batch_id or next(self._batch_ids)
         entry = JournalEntry(
             origin=self.origin,
             batch_id=batch_id,
@@ -209,11 +214,22 @@ class EngineClient:
         While one group is being journaled the next one fills, so a lone caller waits for no
         timer and many callers share one JetStream round trip and one engine step.
         """
+        group, offset = self.join_group(commands)
+        # Shielded: one caller that goes away must not cancel the others' append.
+        seq, future = await asyncio.shield(group.journaled)
+        return seq, offset, future
+
+    def join_group(self, commands: Sequence[Command]) -> tuple[Group, int]:
+        """Add the commands to the group being filled; returns it and their position in it.
+
+        Synchronous, so a caller that joins groups in some order has its commands journaled in
+        that order, and knows the group's batch id (its EventBatch's) before the entry exists.
+        """
         if not commands:
             raise ValueError("no commands to journal")
         last = self._groups[-1] if self._groups else None
         if last is None or len(last.commands) + len(commands) > group_commands_max:
-            last = _Group(asyncio.get_running_loop().create_future())
+            last = Group(next(self._batch_ids), asyncio.get_running_loop().create_future())
             # Read a failure even when every caller went away, so none is reported as lost.
             last.journaled.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._groups.append(last)
@@ -221,9 +237,7 @@ class EngineClient:
         last.commands.extend(commands)
         if self._group_writer is None or self._group_writer.done():
             self._group_writer = asyncio.create_task(self._write_groups())
-        # Shielded: one caller that goes away must not cancel the others' append.
-        seq, future = await asyncio.shield(last.journaled)
-        return seq, offset, future
+        return last, offset
 
     async def _write_groups(self) -> None:
         applied: asyncio.Future[EventBatch] | None = None
@@ -234,7 +248,7 @@ class EngineClient:
                 await asyncio.wait((applied,), timeout=group_wait_max_s)
             group = self._groups.popleft()  # sealed: later callers start the next group
             try:
-                result = await self.append(group.commands)
+                result = await self.append(group.commands, batch_id=group.batch_id)
             except BaseException as exc:
                 group.journaled.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
@@ -266,18 +280,25 @@ class EngineClient:
         return REPLY_DECODER.decode(msg.data)
 
 
-class _Group:
-    """Commands of concurrent callers on their way into one journal entry."""
+class Group:
+    """Commands of concurrent callers on their way into one journal entry, whose EventBatch
+    will carry `batch_id`; `journaled` resolves to (journal sequence, future of the outcome)."""
 
-    __slots__ = ("commands", "journaled")
+    __slots__ = ("batch_id", "commands", "journaled")
 
-    def __init__(self, journaled: asyncio.Future[tuple[int, asyncio.Future[EventBatch]]]) -> None:
+    def __init__(
+        self,
+        batch_id: int,
+        journaled: asyncio.Future[tuple[int, asyncio.Future[EventBatch]]],
+    ) -> None:
+        self.batch_id = batch_id
         self.commands: list[Command] = []
         self.journaled = journaled
 
 
 __all__ = [
     "EngineClient",
+    "Group",
     "ensure_streams",
     "events_duplicate_window_s",
     "group_commands_max",

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 # Commands in one CommandBatch: a market maker's full requote fits, and the rate limiter's burst
 # (ratelimit.orders_burst_max) is at least this, so a full batch can be granted at once.
 batch_commands_max = 1_000
+# CommandBatches of one Trade stream journaled but not yet answered: enough to keep the journal
+# busy while earlier batches apply (a client may pipeline), few enough that a stream cannot
+# tie up much of the gateway's memory; past it the gateway reads no more from that stream.
+stream_batches_in_flight_max = 64
 # Levels per side of a book snapshot when the request says 0: the engine's own maximum, so a
 # StreamBook client keeps the whole book (updates beyond a shallower snapshot would leave holes).
 book_depth_default = 1_000
@@ -60,6 +64,7 @@ class GatewayLimits:
     batch_commands_max: int = batch_commands_max
     book_depth_default: int = book_depth_default
     stream_queue_max: int = stream_queue_max
+    stream_batches_in_flight_max: int = stream_batches_in_flight_max
     order_instruments_max: int = order_instruments_max
     key_refresh_s: float = key_refresh_s
     engine_reply_timeout_s: float = reply_timeout_s
@@ -342,5 +347,6 @@ __all__ = [
     "catalog_retry_s",
     "key_refresh_s",
     "order_instruments_max",
+    "stream_batches_in_flight_max",
     "stream_queue_max",
 ]

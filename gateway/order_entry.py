@@ -18,6 +18,7 @@ Every place's outcome is counted in `gateway.metrics` (accepted, or rejected by 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
                         (("clearline-reason", str(report.reason)),),
                     )
                 return ReportBatch(reports=prepared.rejects)
-            seq, offset, future = await self.append(prepared, grouped=True)
+            seq, offset, future = await self.append(prepared)
             batch = await self.outcome(seq, future)
         except _AbortError as exc:
             await abort(context, exc.code, exc.details)
@@ -214,20 +215,21 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
             instrument_id = int(reply.result["instrument_id"])
         return ctx.catalog.by_id.get(instrument_id)
 
-    async def append(
-        self, prepared: _Prepared, *, grouped: bool = False
-    ) -> tuple[int, int, asyncio.Future[EventBatch]]:
-        """Journal the prepared commands: as one entry, or `grouped` with other unary calls'
-        (group commit). Returns the entry's sequence, the commands' position in it and the
-        future of its outcome. Shielded, so that a client that goes away mid-call cannot leave
-        the entry half sent. Raises `_AbortError` when JetStream refuses."""
-        engine = self._ctx.engine
+    async def append(self, prepared: _Prepared) -> tuple[int, int, asyncio.Future[EventBatch]]:
+        """Journal the prepared commands with those of concurrent calls (group commit).
+        Returns the entry's sequence, the commands' position in it and the future of its
+        outcome. Raises `_AbortError` when JetStream refuses."""
+        group, offset = self._ctx.engine.join_group(prepared.commands)
+        seq, future = await self.journaled(group.journaled)
+        return seq, offset, future
+
+    async def journaled(
+        self, journaled: asyncio.Future[tuple[int, asyncio.Future[EventBatch]]]
+    ) -> tuple[int, asyncio.Future[EventBatch]]:
+        """Wait (shielded: the group is shared) until a group is journaled; raises
+        `_AbortError` when JetStream refused it."""
         try:
-            if grouped:
-                seq, offset, future = await engine.append_grouped(prepared.commands)
-            else:
-                offset = 0
-                seq, future = await asyncio.shield(engine.append(prepared.commands))
+            seq, future = await asyncio.shield(journaled)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -235,7 +237,7 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
                 grpc.StatusCode.UNAVAILABLE, f"the journal did not take the commands: {exc}"
             ) from exc
         self._ctx.events.appended(seq)
-        return seq, offset, future
+        return seq, future
 
     async def outcome(self, seq: int, future: asyncio.Future[EventBatch]) -> EventBatch:
         try:
@@ -272,16 +274,28 @@ def _count(prepared: _Prepared, reports: Sequence[ExecutionReport]) -> None:
         metrics.count_order(None if reason is None else Reason(reason))
 
 
+@dataclass(eq=False)
+class _Own:
+    """One of a stream's batches that went to the journal and is not answered yet."""
+
+    journaled: asyncio.Future[tuple[int, asyncio.Future[EventBatch]]]  # the group's
+    replied: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class _TradeSession:
     """One Trade stream: batches in, their ReportBatches and the account's other reports out.
 
-    Three tasks. The reader takes one CommandBatch at a time through the order path and queues
-    its ReportBatch. The pump turns every other EventBatch that concerns the account (fills as
-    maker, expiries, the risk desk's cancels, and the account's orders sent on other calls) into
-    a ReportBatch with batch_id 0, in journal order, after the reply of any of this stream's
-    own earlier entries. The writer (the call's own task) sends what is queued.
+    The reader takes one CommandBatch at a time through the gateway's checks and adds what
+    passed to the journal's current group (group commit), which fixes its journal order; it
+    then reads on while the batch is journaled and applied (pipelining, up to
+    `stream_batches_in_flight_max` batches). One reply task per batch waits for its outcome and
+    queues its ReportBatch after the previous batch's, so replies keep the batches' order. The
+    pump turns every other EventBatch that concerns the account (fills as maker, expiries, the
+    risk desk's cancels, the account's orders sent on other calls) into a ReportBatch with
+    batch_id 0, in journal order, after the reply of any of this stream's own earlier entries.
+    The writer (the call's own task) sends what is queued.
 
-    A client that disconnects stops all three; whatever was journaled stays journaled and
+    A client that disconnects stops them all; whatever was journaled stays journaled and
     applies, and its reports reach the account's other streams.
     """
 
@@ -296,12 +310,11 @@ class _TradeSession:
         self._identity = identity
         self._context = context
         self._out: asyncio.Queue[ReportBatch | _Abort | None] = asyncio.Queue()
-        # Set while no append is in flight: the pump waits for it before it decides whether a
-        # batch is this stream's own, since an EventBatch can overtake its append's ack.
-        self._not_appending = asyncio.Event()
-        self._not_appending.set()
-        self._own_seqs: set[int] = set()
-        self._replied: dict[int, asyncio.Event] = {}  # own entries whose reply is not out yet
+        self._in_flight = asyncio.Semaphore(self._ctx.limits.stream_batches_in_flight_max)
+        self._own: collections.deque[_Own] = collections.deque()  # journal order
+        self._own_seqs: set[int] = set()  # own entries the pump may still see
+        self._last_reply: asyncio.Task[None] | None = None
+        self._replies: set[asyncio.Task[None]] = set()
 
     async def run(self, requests: AsyncIterator[order_entry_pb2.CommandBatch]) -> None:
         subscriber = self._ctx.events.subscribe(self._identity.account_id)
@@ -319,6 +332,7 @@ class _TradeSession:
                 await self._context.write(item)
         finally:
             self._ctx.events.unsubscribe(self._identity.account_id, subscriber)
+            tasks += self._replies
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -326,7 +340,8 @@ class _TradeSession:
     async def _read(self, requests: AsyncIterator[order_entry_pb2.CommandBatch]) -> None:
         try:
             async for batch in requests:
-                await self._handle(batch)
+                await self._in_flight.acquire()
+                self._handle(batch, await self._prepare(batch))
         except _AbortError as exc:
             self._out.put_nowait(_Abort(exc.code, exc.details))
             return
@@ -335,49 +350,77 @@ class _TradeSession:
         except Exception as exc:  # the client's side broke off; nothing more to answer
             self._out.put_nowait(_Abort(grpc.StatusCode.CANCELLED, f"stream ended: {exc}"))
             return
+        if self._last_reply is not None:
+            await asyncio.wait((self._last_reply,))
         self._out.put_nowait(None)  # the client half-closed: end once every reply is out
 
-    async def _handle(self, batch: order_entry_pb2.CommandBatch) -> None:
-        started = time.perf_counter()
+    async def _prepare(self, batch: order_entry_pb2.CommandBatch) -> _Prepared | Reason:
         ctx, identity = self._ctx, self._identity
         if len(batch.commands) > ctx.limits.batch_commands_max:
-            report = rejected_report(Reason.batch_must_not_exceed_maximum, 0)
-            self._out.put_nowait(ReportBatch(batch_id=batch.batch_id, reports=[report]))
-            return
+            return Reason.batch_must_not_exceed_maximum
         if not ctx.order_buckets.take(identity.key_id, max(1, len(batch.commands))):
             raise _AbortError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"rate limit of API key {identity.key_id} reached for a batch of "
                 f"{len(batch.commands)} orders; slow down",
             )
-        prepared = await self._servicer.prepare(batch.commands, identity)
-        reports = list(prepared.rejects)
-        if prepared.commands:
-            self._not_appending.clear()
-            try:
-                seq, _, future = await self._servicer.append(prepared)
+        return await self._servicer.prepare(batch.commands, identity)
+
+    def _handle(self, batch: order_entry_pb2.CommandBatch, prepared: _Prepared | Reason) -> None:
+        """Journal what passed (in arrival order) and start the batch's reply task."""
+        own, offset = None, 0
+        if isinstance(prepared, _Prepared) and prepared.commands:
+            group, offset = self._ctx.engine.join_group(prepared.commands)
+            own = _Own(group.journaled)
+            self._own.append(own)
+        task = asyncio.create_task(
+            self._reply(batch.batch_id, prepared, own, offset, self._last_reply)
+        )
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+        self._last_reply = task
+
+    async def _reply(
+        self,
+        batch_id: int,
+        prepared: _Prepared | Reason,
+        own: _Own | None,
+        offset: int,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        started = time.perf_counter()
+        ctx = self._ctx
+        try:
+            if isinstance(prepared, Reason):
+                reports = [rejected_report(prepared, 0)]
+            else:
+                reports = list(prepared.rejects)
+            if own is not None and isinstance(prepared, _Prepared):
+                seq, future = await self._servicer.journaled(own.journaled)
                 self._own_seqs.add(seq)
-                replied = self._replied[seq] = asyncio.Event()
-            finally:
-                self._not_appending.set()
-            try:
                 outcome = await self._servicer.outcome(seq, future)
                 reports += execution_reports(
                     outcome.event_rows(),
                     ctx.catalog,
                     outcome.journal_seq,
-                    account_id=identity.account_id,
+                    account_id=self._identity.account_id,
                     commands=prepared.contexts,
+                    command_offset=offset,
                 )
                 reports.sort(key=lambda report: report.command_index)  # stable: row order kept
-                self._out.put_nowait(ReportBatch(batch_id=batch.batch_id, reports=reports))
-            finally:
-                replied.set()
-                del self._replied[seq]
-        else:
-            self._out.put_nowait(ReportBatch(batch_id=batch.batch_id, reports=reports))
-        _count(prepared, reports)
-        metrics.ORDER_ACK_SECONDS.observe(time.perf_counter() - started)
+            if previous is not None:
+                await asyncio.wait((previous,))  # replies in the order of their batches
+            self._out.put_nowait(ReportBatch(batch_id=batch_id, reports=reports))
+            if isinstance(prepared, _Prepared):
+                _count(prepared, reports)
+            metrics.ORDER_ACK_SECONDS.observe(time.perf_counter() - started)
+        except _AbortError as exc:
+            self._out.put_nowait(_Abort(exc.code, exc.details))
+        finally:
+            self._in_flight.release()
+            if own is not None:
+                own.replied.set()
+                self._own.remove(own)
 
     async def _pump(self, subscriber: Subscriber) -> None:
         ctx, account_id = self._ctx, self._identity.account_id
@@ -402,17 +445,25 @@ class _TradeSession:
                 )
                 return
             batch: EventBatch = item
-            await self._not_appending.wait()
             seq = batch.journal_seq
-            own = batch.origin == ctx.engine.origin and seq in self._own_seqs
-            # Batches come in journal order: own entries before this one that never came
-            # (nothing in them named the account) never will.
+            # An EventBatch can overtake its append's ack: learn where each of the stream's
+            # own unanswered entries landed, and let the replies of earlier ones go first.
+            for own in list(self._own):
+                if not own.journaled.done():
+                    await asyncio.wait((own.journaled,))
+                if own.journaled.cancelled() or own.journaled.exception() is not None:
+                    continue
+                own_seq = own.journaled.result()[0]
+                self._own_seqs.add(own_seq)
+                if own_seq > seq:
+                    break
+                if own_seq < seq:
+                    await own.replied.wait()
+            mine = batch.origin == ctx.engine.origin and seq in self._own_seqs
+            # Batches come in journal order: own entries up to this one are done with.
             self._own_seqs = {s for s in self._own_seqs if s > seq}
-            if own:
+            if mine:
                 continue
-            for earlier, replied in list(self._replied.items()):
-                if earlier < seq:
-                    await replied.wait()
             reports = execution_reports(batch.event_rows(), ctx.catalog, seq, account_id=account_id)
             if reports:
                 self._out.put_nowait(ReportBatch(batch_id=0, reports=reports))

@@ -536,6 +536,61 @@ def test_trade_stream_answers_batches_and_pushes_unsolicited_reports(
     run(scenario)
 
 
+def test_a_pipelined_stream_is_answered_in_order_and_its_batches_share_entries(
+    start: Callable[..., Any],
+) -> None:
+    """A client that writes batches without waiting gets one reply per batch, in its order,
+    each with only its own reports (indexes within the batch); batches that arrive while an
+    entry is being journaled share the next entry (group commit), and a later batch meets an
+    earlier one's resting orders."""
+
+    async def scenario() -> None:
+        async with start() as ex:
+            maker = ex.orders.Trade(metadata=ex.auth("maker"))
+            batches = 40
+            for b in range(1, batches + 1):
+                side = SELL if b % 2 else BUY
+                price = "30000" if side == SELL else "29990"
+                await maker.write(
+                    order_entry_pb2.CommandBatch(
+                        batch_id=b,
+                        commands=[
+                            command(place=place(b * 10 + i, side, price, "0.01"))
+                            for i in range(3)
+                        ],
+                    )
+                )
+            # the last batch crosses the first one's resting sells
+            await maker.write(
+                order_entry_pb2.CommandBatch(
+                    batch_id=batches + 1,
+                    commands=[command(place=place(9_999, BUY, "30000", "0.01"))],
+                )
+            )
+            await maker.done_writing()
+            replies = [await asyncio.wait_for(maker.read(), 10) for _ in range(batches + 1)]
+            assert [r.batch_id for r in replies] == list(range(1, batches + 2))
+            for reply in replies[:-1]:
+                assert [(r.command_index, r.kind) for r in reply.reports] == [
+                    (i, EventKind.ACCEPTED) for i in range(3)
+                ]
+                assert [r.client_order_id for r in reply.reports] == [
+                    reply.batch_id * 10 + i for i in range(3)
+                ]
+            # the same account on both sides: self-trade prevention cancels the taker
+            assert {r.client_order_id for r in replies[-1].reports} == {9_999}
+            assert kinds(replies[-1]) == [
+                (EventKind.ACCEPTED, 0),
+                (EventKind.CANCELLED, Reason.self_trade_prevented),
+            ]
+            seqs = [r.reports[0].journal_seq for r in replies]
+            assert seqs == sorted(seqs)
+            assert len(set(seqs)) < len(seqs), "no two batches shared an entry"
+            assert await maker.code() == grpc.StatusCode.OK
+
+    run(scenario)
+
+
 def test_a_client_that_disconnects_mid_stream_loses_nothing_journaled(
     start: Callable[..., Any],
 ) -> None:
