@@ -37,6 +37,9 @@ from engine.topology import Topology
 # Commands of concurrent callers journaled as one entry at most (group commit): bounds the
 # entry's size (and the engine's time on it) while keeping one JetStream round trip per group.
 group_commands_max = 1_000
+# Groups journaled but not yet applied before the next one waits: two keep the engine busy
+# (one applying, one on its way) while each group still waits for the load to fill it.
+groups_unapplied_max = 2
 # How long the next group waits for the engine to apply the previous one: enough for an engine
 # keeping up (a round trip is about a millisecond), short enough that a slow or lost outcome
 # costs a group little latency.
@@ -240,12 +243,14 @@ class EngineClient:
         return last, offset
 
     async def _write_groups(self) -> None:
-        applied: asyncio.Future[EventBatch] | None = None
+        unapplied: collections.deque[asyncio.Future[EventBatch]] = collections.deque()
         while self._groups:
-            if applied is not None and not applied.done():
-                # Self-clocking: the next group fills while the engine applies this one, so
-                # groups grow with the load and each entry costs the engine and NATS once.
-                await asyncio.wait((applied,), timeout=group_wait_max_s)
+            while unapplied and unapplied[0].done():
+                unapplied.popleft()
+            if len(unapplied) >= groups_unapplied_max:
+                # Self-clocking: the next group fills while the engine applies the ones before,
+                # so groups grow with the load and each entry costs the engine and NATS once.
+                await asyncio.wait((unapplied.popleft(),), timeout=group_wait_max_s)
             group = self._groups.popleft()  # sealed: later callers start the next group
             try:
                 result = await self.append(group.commands, batch_id=group.batch_id)
@@ -255,7 +260,7 @@ class EngineClient:
                     raise
                 continue
             group.journaled.set_result(result)
-            applied = result[1]
+            unapplied.append(result[1])
 
     def _forget(self, batch_id: int) -> None:
         self._pending.pop(batch_id, None)
@@ -302,6 +307,7 @@ __all__ = [
     "ensure_streams",
     "events_duplicate_window_s",
     "group_commands_max",
+    "groups_unapplied_max",
     "journal_duplicate_window_s",
     "new_origin",
     "reply_timeout_s",

@@ -271,13 +271,9 @@ class GatewayContext:
         and a reload when a status names an instrument the catalog does not know."""
         accepted = rows[rows["kind"] == EventKind.ACCEPTED]
         remembered = self.order_instruments
-        for order_id, instrument_id, account_id in zip(
-            accepted["order_id"].tolist(),
-            accepted["instrument_id"].tolist(),
-            accepted["account_id"].tolist(),
-            strict=True,
-        ):
-            remembered[order_id] = (instrument_id, account_id)
+        instruments = accepted["instrument_id"].tolist()
+        owners = zip(instruments, accepted["account_id"].tolist(), strict=True)
+        remembered.update(zip(accepted["order_id"].tolist(), owners, strict=True))
         # dicts keep insertion order: the first keys are the oldest.
         while len(remembered) > self.limits.order_instruments_max:
             del remembered[next(iter(remembered))]

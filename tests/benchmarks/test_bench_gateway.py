@@ -31,7 +31,7 @@ from benchmarks import bench_gateway
 from gateway._proto.clearline.v1 import order_entry_pb2, types_pb2
 
 BATCH_SIZE = 10
-ORDER_MODES = ("single_order", "batched", "paced")
+ORDER_MODES = ("single_order", "batched", "paced", "paced_stream")
 REQUIRED = {
     "echo_ceiling_per_s",
     "single_order_per_s",
@@ -111,9 +111,12 @@ def test_latencies_and_settings_are_reported(report: dict[str, Any]) -> None:
         assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["p999"], name
         assert latency["p999"] <= latency["max"], name
     assert report["modes"]["batched"]["batch_size"] == BATCH_SIZE
-    paced = report["modes"]["paced"]
-    assert paced["target_per_s"] == bench_gateway.paced_rate_per_s_default
-    assert paced["latency_from_send_ms"]["samples"] == paced["orders_acknowledged"]
+    for name in ("paced", "paced_stream"):
+        paced = report["modes"][name]
+        assert paced["target_per_s"] == bench_gateway.paced_rate_per_s_default
+        assert paced["latency_from_send_ms"]["samples"] == paced["orders_acknowledged"]
+    assert report["p99_ack_ms_at_5k_per_s"] == report["modes"]["paced_stream"]["latency_ms"]["p99"]
+    assert report["p99_ack_ms_at_5k_per_s_unary"] == report["modes"]["paced"]["latency_ms"]["p99"]
     settings = report["settings"]
     limits = bench_gateway.RATE_LIMITS
     assert settings["rate_limits"]["orders_per_s_max"] == limits.orders_per_s_max
