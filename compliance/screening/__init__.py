@@ -4,10 +4,13 @@ Loaders parse the OFAC SDN legacy CSV, the UN consolidated XML and the per-asset
 crypto address files into one content-hashed `ListVersion`; `ScreeningIndex` indexes a version's
 names and addresses; `screen_party` is a pure function of (party, list version) that returns
 scored, explained name candidates and exact address hits; `rescreen` screens every party
-against a new version and reports only the new hits. ``python -m compliance.screening``
-evaluates the matcher on labelled pairs and screens a name from the command line.
+against a new version and reports only the new hits; `ActiveLists` replaces the version in force
+only with lists that loaded whole (a malformed or truncated file leaves the previous one
+active). ``python -m compliance.screening`` evaluates the matcher on labelled pairs and screens a
+name from the command line.
 """
 
+from compliance.screening._active import ActiveLists, ListUpdate, shrinkage, source_counts
 from compliance.screening._addresses import (
     AddressFormatError,
     AddressHit,
@@ -19,6 +22,7 @@ from compliance.screening._limits import (
     block_postings_max,
     candidates_max,
     list_file_bytes_max,
+    list_shrink_fraction_max,
     name_chars_max,
     name_tokens_max,
     scored_names_max,
@@ -55,6 +59,7 @@ from compliance.screening._normalise import name_tokens, normalise_name
 from compliance.screening._rescreen import NewHits, rescreen
 
 __all__ = [
+    "ActiveLists",
     "AddressFormatError",
     "AddressHit",
     "AddressIndex",
@@ -63,6 +68,7 @@ __all__ = [
     "CryptoAddress",
     "ListEntry",
     "ListFileError",
+    "ListUpdate",
     "ListVersion",
     "NameMatch",
     "NewHits",
@@ -78,6 +84,7 @@ __all__ = [
     "default_threshold",
     "evaluate",
     "list_file_bytes_max",
+    "list_shrink_fraction_max",
     "load_cases",
     "load_crypto_addresses",
     "load_lists",
@@ -92,5 +99,7 @@ __all__ = [
     "rescreen",
     "scored_names_max",
     "screen_party",
+    "shrinkage",
+    "source_counts",
     "typo_block_chars_min",
 ]

@@ -26,3 +26,8 @@ typo_block_chars_min = 4
 
 # Candidates returned by one screening: enough for an analyst, small enough to store per decision.
 candidates_max = 20
+
+# A new list version with fewer entries or addresses from one source than this share of the
+# active version's is refused unless an officer accepts it: lists grow and shrink by a few
+# delistings at a time, and a file cut short at a line or element boundary still parses.
+list_shrink_fraction_max = 0.05
