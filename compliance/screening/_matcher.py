@@ -44,8 +44,14 @@ from compliance.screening._similarity import HOW_INITIAL, token_similarity
 _covered_weight = 0.7
 # How much a token missing on both sides costs, per share of the letters missing.
 _both_missing_penalty = 1.5
-# The most one shared token can score between names of several tokens.
-_single_token_cap = 0.65
+# The most one shared token can score between names of several tokens: below the default
+# threshold alone, within reach of it with any other evidence.
+_single_token_cap = 0.75
+# "X bin Y" is X, son of Y: the same tokens around the particle the other way round are
+# another person (AHMAD BIN HASAN is not HASAN BIN AHMAD), as are initials in another order
+# (A.B.C. is not C.B.A.). Such a name scores at most this.
+_order_swapped_cap = 0.5
+_PATRONYMIC = frozenset({"bin", "ben", "ibn", "bint", "binti", "ould"})
 # Connecting words that carry no identity.
 _PARTICLES = frozenset({"and", "of", "the", "de", "del", "la", "le", "el", "al", "bin", "ben",
                         "ibn", "van", "der", "von", "da", "du", "y"})
@@ -236,7 +242,30 @@ def _align(
     # A single shared token between multi-token names is a surname or a given name, not a person.
     if len(chosen) == 1 and max(len(query), len(listed)) > 1:
         score = min(score, _single_token_cap)
+    if _order_swapped(query, listed, {i: j for i, j, _s, _h in chosen}):
+        score = min(score, _order_swapped_cap)
     return score, query, listed, chosen
+
+
+def _order_swapped(query: tuple[str, ...], listed: tuple[str, ...], pair: dict[int, int]) -> bool:
+    """Whether the names put a patronymic's two sides, or their initials, the other way round."""
+    inner = [j for j in range(1, len(listed) - 1) if listed[j] in _PATRONYMIC]
+    for i in range(1, len(query) - 1):
+        if (
+            query[i] in _PATRONYMIC
+            and inner
+            and i - 1 in pair
+            and i + 1 in pair
+            and not any(pair[i - 1] == j - 1 and pair[i + 1] == j + 1 for j in inner)
+        ):
+            return True
+    initials_q = "".join(t for t in query if len(t) == 1)
+    initials_c = "".join(t for t in listed if len(t) == 1)
+    return (
+        len(initials_q) >= 2
+        and initials_q != initials_c
+        and sorted(initials_q) == sorted(initials_c)
+    )
 
 
 def _explain(

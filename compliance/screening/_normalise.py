@@ -1,11 +1,14 @@
 """Name normalisation: one spelling per name, so that comparison sees only real differences.
 
-Steps, in order: Unicode compatibility form (NFKC), transliteration of Cyrillic and Greek to
-Latin (a simplified BGN/PCGN table), letters that do not decompose (``ß``, ``ø``, ``ł``...),
-removal of combining marks (diacritics, after NFKD), case folding, ``&`` to ``and``, apostrophes
-dropped (``O'Brien`` is one token), every other non-alphanumeric character a token break.
-Scripts without a table here (Arabic, Chinese, Korean...) keep their letters: a name in such a
-script still matches the same name in that script (the UN's original-script names).
+Steps, in order: words run together split at a lower-to-upper case change
+(``FridrichBuchenberg``), Unicode compatibility form (NFKC), transliteration of Cyrillic and
+Greek to Latin (a simplified BGN/PCGN table), letters that do not decompose (``ß``, ``ø``,
+``ł``...), removal of combining marks (diacritics, after NFKD), case folding, ``&`` to ``and``,
+apostrophes dropped (``O'Brien`` is one token), every other non-alphanumeric character a token
+break. Letters of scripts without a table here (Arabic, Armenian, Georgian, Japanese, Chinese...)
+are transliterated by anyascii right after the tables, so ``バラク・オバマ`` meets ``Barack Obama``;
+the same name in the same script still gives the same tokens. Digits inside a word of letters
+are read as the letters they stand in for (``Ig0r Sech1n``); numbers alone stay numbers.
 """
 
 # The tables below map look-alike letters of other scripts on purpose.
@@ -13,8 +16,11 @@ script still matches the same name in that script (the UN's original-script name
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
+
+from anyascii import anyascii
 
 from compliance.screening._limits import name_chars_max, name_tokens_max
 
@@ -39,6 +45,11 @@ _LATIN_EXTRA = {
     "ı": "i", "ħ": "h", "ŧ": "t",
 }
 _APOSTROPHES = frozenset("'`´’‘ʼʻ")
+# "FridrichBuchenberg": a capital after a lower-case letter starts a new word (then a compound
+# in the other name is joined again by the matcher, so "McDonald" still meets "Mcdonald").
+_CAMEL_BREAK = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
+# Digits that stand in for letters in a word of letters ("Ig0r", "Sech1n", "5ergei").
+_LEET = str.maketrans("0134579", "oieastg")
 _TABLE = {ord(k): v for table in (_CYRILLIC, _GREEK, _LATIN_EXTRA) for k, v in table.items()}
 
 
@@ -56,8 +67,13 @@ def normalise_name(name: str) -> str:
         Tokens joined by one space; idempotent (``normalise_name(normalise_name(x)) ==
         normalise_name(x)``).
     """
-    text = unicodedata.normalize("NFKC", name[:name_chars_max]).casefold()
+    text = _CAMEL_BREAK.sub(" ", name[:name_chars_max])
+    text = unicodedata.normalize("NFKC", text).casefold()
     text = text.translate(_TABLE)
+    if not text.isascii():
+        # Before NFKD: it would split marks off letters (バ to ハ and a dakuten) that anyascii
+        # reads whole. Our own tables above have had their turn.
+        text = anyascii(unicodedata.normalize("NFC", text)).casefold()
     text = unicodedata.normalize("NFKD", text)
     out: list[str] = []
     for raw in text:
@@ -71,9 +87,13 @@ def normalise_name(name: str) -> str:
             out.append(char)
         else:
             out.append(" ")
-    # NFKD can leave characters that NFKC would recompose (Hangul jamo, some scripts): recompose
-    # so that the result is stable under a second pass.
-    return unicodedata.normalize("NFC", " ".join("".join(out).split()).casefold())
+    return " ".join(_deleet(token) for token in "".join(out).split())
+
+
+def _deleet(token: str) -> str:
+    if token.isalpha() or sum(char.isalpha() for char in token) < 2:
+        return token
+    return token.translate(_LEET)
 
 
 # Legal forms, spelled out or abbreviated, to one short form each: "Siemens AG" and "Siemens

@@ -75,6 +75,9 @@ _similar_min = 0.88
 # Mohamed): equal consonant skeletons are a strong sign of one name.
 _consonants_credit = 0.9
 _VOWELS = frozenset("aeiouy")
+# One edit apart counts as a typo from this length on ("Tom"/"Tim", "Doe"/"Dow"): shorter tokens
+# ("Li"/"Le") are different names as often as not.
+_typo_chars_min = 3
 # Credit for an initial against the full token: evidence, but weaker than the spelled name.
 _initial_credit = 0.8
 
@@ -113,8 +116,12 @@ def token_similarity(query: str, listed: str) -> tuple[float, str]:
     if any(c.isdigit() for c in query) or any(c.isdigit() for c in listed):
         return 0.0, ""
     shorter = min(len(query), len(listed))
-    if shorter >= 4 and abs(len(query) - len(listed)) <= 1 and edit_distance(query, listed) == 1:
-        # One typo in a name of four letters or more: as strong as the longer name is long.
+    if (
+        shorter >= _typo_chars_min
+        and abs(len(query) - len(listed)) <= 1
+        and edit_distance(query, listed) == 1
+    ):
+        # One typo in a name of three letters or more: as strong as the longer name is long.
         return max(0.9, jaro_winkler(query, listed)), HOW_TYPO
     if shorter >= 4 and _skeleton(query) == _skeleton(listed) and len(_skeleton(query)) >= 3:
         return max(_consonants_credit, jaro_winkler(query, listed)), HOW_CONSONANTS

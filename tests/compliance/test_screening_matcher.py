@@ -66,8 +66,14 @@ def test_normalisation_handles_case_diacritics_scripts_and_punctuation():
     assert normalise_name("Аляксандр Лукашэнка") == "alyaksandr lukashenka"
     assert normalise_name("Ἀλέξανδρος") == "alexandros"
     assert normalise_name("O'Brien & Sons") == "obrien and sons"
-    # Scripts without a table keep their letters, so they still match themselves.
-    assert normalise_name("صدام حسين التكريتي") == "صدام حسين التكريتي"
+    # Other scripts are transliterated (anyascii), so a name meets its Latin spelling and still
+    # meets itself in its own script.
+    assert normalise_name("صدام حسين التكريتي") == "sdm hsyn ltkryty"
+    assert normalise_name("バラク・オバマ") == "baraku obama"
+    assert compare_names("贝拉克·奥巴马", "贝拉克·奥巴马").score == 100
+    # Words run together, and digits standing in for letters; numbers alone stay numbers.
+    assert normalise_name("FridrichBuchenberg") == "fridrich buchenberg"
+    assert normalise_name("Ig0r Sech1n, 2004 Ltd") == "igor sechin 2004 ltd"
     assert name_tokens("Siemens Aktiengesellschaft") == name_tokens("SIEMENS AG")
     assert name_tokens("Stripe Limited Liability Company") == name_tokens("Stripe, L.L.C.")
 
@@ -134,6 +140,20 @@ def test_clearly_different_names_are_not_found(index):
     assert _top(index, "Clearline Exchange Services GmbH") == []
     # A single shared given name is not a person.
     assert all(score < default_threshold for score, _ in _top(index, "Saddam Smith"))
+
+
+def test_a_patronymic_or_initials_the_other_way_round_is_another_party():
+    # "X bin Y" is X, son of Y; token order is otherwise free ("Putin Vladimir").
+    assert compare_names("AHMAD BIN HASAN AL-UBAIDI", "HASAN BIN AHMAD AL-UBAIDI").score < 70
+    assert compare_names("Ahmed bin Hassan al-Ubaidi", "AHMAD BIN HASAN AL-UBAIDI").score >= 70
+    assert compare_names("C.B.A. Company", "A.B.C. Company").score < 70
+    assert compare_names("A B C Company", "A.B.C. Company").score == 100
+    assert compare_names("Putin Vladimir", "Vladimir Putin").score == 100
+
+
+def test_a_typo_in_a_three_letter_token_still_matches():
+    assert compare_names("Tom Cook", "Tim Cook").score >= 70
+    assert compare_names("Li Wei", "Le Wei").score < 70  # two letters: too short to tell
 
 
 def test_compare_names_explains_what_did_not_match():
