@@ -50,6 +50,11 @@ class CustomerState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     as_of_ns : int
         When compliance last confirmed this state, nanoseconds since the Unix epoch; the gateway
         rejects orders against a state older than its ``customer_state_age_max_ns``.
+    reason : str
+        Why the state last changed, in compliance's words ("VASP-005 sanctions match on
+        ofac_sdn:36", "KYC verified by vendor"): the risk desk sees it next to a refused order.
+    changed_by : str
+        Who or what made the change (an officer's key id, a rule, a webhook).
     """
 
     account_id: int
@@ -59,6 +64,8 @@ class CustomerState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     jurisdiction: Jurisdiction
     risk_level: RiskLevel
     as_of_ns: int
+    reason: str = ""
+    changed_by: str = ""
 
 
 def customer_state_key(account_id: int) -> str:

@@ -5,6 +5,7 @@
     clearctl halt INSTRUMENT [--cancel-resting]
     clearctl resume INSTRUMENT
     clearctl kill-switch ACCOUNT on|off
+    clearctl customer ACCOUNT                         compliance state, and why orders are refused
     clearctl cancel-all [--account N] [--instrument SYM]
     clearctl limits get [ACCOUNT]                     account 0: the defaults
     clearctl limits set ACCOUNT [--open-orders-max N] [--order-notional-max ASSET=DEC ...]
@@ -582,12 +583,38 @@ def exceptions_resolve(gateway: Gateway, args: argparse.Namespace) -> Outcome:
     return Outcome(message_json(reply), reply.detail)
 
 
+def customer(gateway: Gateway, args: argparse.Namespace) -> Outcome:
+    request = control_pb2.CustomerStateRequest(account=args.account)
+    reply = gateway.call("customer", gateway.control.GetCustomerState, request)
+    blocked = (
+        reason_text(reply.blocked_by, reply.blocked_by_name) if reply.blocked_by else "no"
+    )
+    if not reply.known:
+        lines = [("account", str(reply.account)), ("state", "unknown to compliance")]
+    else:
+        as_of = datetime.fromtimestamp(reply.as_of_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines = [
+            ("account", str(reply.account)),
+            ("kyc verified", "yes" if reply.kyc_verified else "no"),
+            ("frozen", "yes" if reply.frozen else "no"),
+            ("sanctioned", "yes" if reply.sanctioned else "no"),
+            ("jurisdiction", reply.jurisdiction),
+            ("risk level", reply.risk_level),
+            ("as of", as_of),
+            ("why", reply.reason or "-"),
+            ("changed by", reply.changed_by or "-"),
+        ]
+    lines.append(("orders blocked", blocked))
+    return Outcome(message_json(reply), pairs(lines))
+
+
 COMMANDS: dict[str, Callable[[Gateway, argparse.Namespace], Outcome]] = {
     "status": status,
     "book": book,
     "halt": halt,
     "resume": resume,
     "kill-switch": kill_switch,
+    "customer": customer,
     "cancel-all": cancel_all,
     "limits get": limits_get,
     "limits set": limits_set,
@@ -712,6 +739,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     kill.add_argument("account", type=_number_type(1, account_id_max, "ACCOUNT"))
     kill.add_argument("state", choices=("on", "off"))
+    add(
+        "customer",
+        "an account's compliance state as the gateway's pre-trade checks see it, and why its "
+        "orders are refused",
+    ).add_argument("account", type=_number_type(1, account_id_max, "ACCOUNT"))
     cancel = add("cancel-all", "cancel open orders: of every account and instrument unless named")
     cancel.add_argument("--account", type=_number_type(1, account_id_max, "--account"), default=0)
     cancel.add_argument("--instrument", default="", metavar="SYM")

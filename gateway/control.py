@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -33,6 +35,7 @@ from engine.messages import (
 )
 from gateway._proto.clearline.v1 import control_pb2, control_pb2_grpc
 from gateway.auth import ALL_ROLES, CONTROL_ROLES, Identity
+from gateway.checks import first_failure
 from gateway.context import GatewayContext, abort
 from gateway.convert import (
     InstrumentInfo,
@@ -49,6 +52,16 @@ from ledger.reconcile import reconcile
 log = logging.getLogger(__name__)
 
 ControlReply = control_pb2.ControlReply
+
+
+@dataclass(frozen=True)
+class _AnyInstrument:
+    """GetCustomerState asks about the customer alone: an instrument open to everyone."""
+
+    jurisdictions_allowed: frozenset[str] = frozenset()
+
+
+_EVERY_JURISDICTION = _AnyInstrument()
 
 
 class ControlServicer(control_pb2_grpc.ControlServicer):
@@ -226,6 +239,46 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if not reply.ok:
             await abort(context, grpc.StatusCode.NOT_FOUND, reply.error)
         return risk_limits_proto(reply.result, self._ctx.catalog)
+
+    async def GetCustomerState(
+        self, request: control_pb2.CustomerStateRequest, context: grpc.aio.ServicerContext
+    ) -> control_pb2.CustomerStateReply:
+        action, target = "get_customer_state", f"account:{request.account}"
+        identity = await self._authorize(context, action, target, {})
+        if not 0 < request.account <= int63_max:
+            await self._refuse(
+                context, identity, action, target, {}, "name the account (1 to 2^63 - 1)"
+            )
+        ctx = self._ctx
+        state = ctx.compliance.get(request.account)
+        blocked = first_failure(
+            state,
+            _EVERY_JURISDICTION,
+            time.time_ns(),
+            ctx.compliance_limits,
+            cache_live=ctx.compliance.live,
+        )
+        outcome = "ok" if blocked is None else blocked.name
+        await self._record_or_refuse(context, identity, action, target, {}, outcome)
+        reply = control_pb2.CustomerStateReply(
+            account=request.account,
+            known=state is not None,
+            blocked_by=0 if blocked is None else int(blocked),  # type: ignore[arg-type]
+            blocked_by_name="" if blocked is None else blocked.name,
+        )
+        if state is not None:
+            reply.kyc_verified, reply.frozen, reply.sanctioned = (
+                state.kyc_verified,
+                state.frozen,
+                state.sanctioned,
+            )
+            reply.jurisdiction, reply.risk_level = state.jurisdiction, state.risk_level
+            reply.as_of_ns, reply.reason, reply.changed_by = (
+                state.as_of_ns,
+                state.reason,
+                state.changed_by,
+            )
+        return reply
 
     async def SetRiskLimits(
         self, request: control_pb2.RiskLimits, context: grpc.aio.ServicerContext

@@ -33,11 +33,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
+import msgspec
+import nats
 import psycopg
 import pytest
 import uvloop
 from psycopg import sql
 
+from compliance.customer_state import CustomerState, publish_customer_state
 from engine._codes import EventKind, OrderType, Reason, Side
 from engine.markets import USDT as USDT_ASSET_ID
 from gateway._proto.clearline.v1 import order_entry_pb2, order_entry_pb2_grpc
@@ -281,6 +284,60 @@ def test_kill_switch_cancels_and_blocks_an_account_until_off(exchange: RunningEx
 
     usage = clearctl(exchange, "kill-switch", "0", "on")
     assert usage.returncode == 2 and "ACCOUNT must be from 1" in usage.stderr
+
+
+def publish_state(exchange: RunningExchange, state: CustomerState) -> None:
+    async def put() -> None:
+        nc = await nats.connect(exchange.nats_url)
+        try:
+            await publish_customer_state(nc.jetstream(), exchange.topology, state)
+        finally:
+            await nc.close()
+
+    asyncio.run(put())
+
+
+def test_customer_shows_why_compliance_blocks_an_account(exchange: RunningExchange) -> None:
+    """Compliance freezes a customer: the next order is refused, and the desk sees why."""
+    assert place(exchange, "taker-4", Side.BUY, "30000", "0.1") == ACCEPTED
+    clean = ok_json(exchange, "customer", "2004")
+    assert (clean["known"], clean["frozen"], clean.get("blocked_by", 0)) == (True, False, 0)
+
+    frozen = CustomerState(
+        account_id=2004,
+        kyc_verified=True,
+        frozen=True,
+        sanctioned=False,
+        jurisdiction="DE",
+        risk_level="high",
+        as_of_ns=time.time_ns(),
+        reason="VASP-002 rapid succession: 6 transfers, 7,200 USD in 1 h (alert 17)",
+        changed_by="compliance.monitoring",
+    )
+    publish_state(exchange, frozen)
+    deadline = time.monotonic() + compliance_sync_s
+    while ok_json(exchange, "customer", "2004").get("blocked_by", 0) == 0:
+        assert time.monotonic() < deadline, "the gateway never saw the frozen state"
+        time.sleep(0.05)
+    assert place(exchange, "taker-4", Side.BUY, "30000", "0.1") == rejected(
+        Reason.customer_must_not_be_frozen
+    )
+    shown = clearctl(exchange, "customer", "2004")
+    assert shown.returncode == 0, shown.stderr
+    assert "frozen          yes" in shown.stdout
+    assert "VASP-002 rapid succession" in shown.stdout
+    assert "customer_must_not_be_frozen (2004)" in shown.stdout
+    assert "compliance.monitoring" in shown.stdout
+
+    publish_state(exchange, msgspec.structs.replace(frozen, frozen=False, as_of_ns=time.time_ns()))
+    while ok_json(exchange, "customer", "2004").get("blocked_by", 0):
+        assert time.monotonic() < deadline + compliance_sync_s
+        time.sleep(0.05)
+    assert place(exchange, "taker-4", Side.BUY, "30000", "0.1") == ACCEPTED
+    assert ok_json(exchange, "cancel-all", "--account", "2004")["orders_cancelled"] == 2
+    unknown = ok_json(exchange, "customer", "999999")
+    assert unknown["known"] is False
+    assert unknown["blocked_by_name"] == "customer_state_must_be_known"
 
 
 def test_risk_limits_round_trip_and_bind_orders(exchange: RunningExchange) -> None:

@@ -214,3 +214,37 @@ class ResolveReconciliationExceptionRequest(_message.Message):
     id: int
     resolution: str
     def __init__(self, id: _Optional[int] = ..., resolution: _Optional[str] = ...) -> None: ...
+
+class CustomerStateRequest(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: int
+    def __init__(self, account: _Optional[int] = ...) -> None: ...
+
+class CustomerStateReply(_message.Message):
+    __slots__ = ("account", "known", "kyc_verified", "frozen", "sanctioned", "jurisdiction", "risk_level", "as_of_ns", "reason", "changed_by", "blocked_by", "blocked_by_name")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    KYC_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    FROZEN_FIELD_NUMBER: _ClassVar[int]
+    SANCTIONED_FIELD_NUMBER: _ClassVar[int]
+    JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    RISK_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_NS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_BY_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_BY_NAME_FIELD_NUMBER: _ClassVar[int]
+    account: int
+    known: bool
+    kyc_verified: bool
+    frozen: bool
+    sanctioned: bool
+    jurisdiction: str
+    risk_level: str
+    as_of_ns: int
+    reason: str
+    changed_by: str
+    blocked_by: _types_pb2.Reason
+    blocked_by_name: str
+    def __init__(self, account: _Optional[int] = ..., known: _Optional[bool] = ..., kyc_verified: _Optional[bool] = ..., frozen: _Optional[bool] = ..., sanctioned: _Optional[bool] = ..., jurisdiction: _Optional[str] = ..., risk_level: _Optional[str] = ..., as_of_ns: _Optional[int] = ..., reason: _Optional[str] = ..., changed_by: _Optional[str] = ..., blocked_by: _Optional[_Union[_types_pb2.Reason, str]] = ..., blocked_by_name: _Optional[str] = ...) -> None: ...

@@ -89,6 +89,11 @@ class ControlStub:
                 request_serializer=clearline_dot_v1_dot_control__pb2.ResolveReconciliationExceptionRequest.SerializeToString,
                 response_deserializer=clearline_dot_v1_dot_control__pb2.ControlReply.FromString,
                 _registered_method=True)
+        self.GetCustomerState = channel.unary_unary(
+                '/clearline.v1.Control/GetCustomerState',
+                request_serializer=clearline_dot_v1_dot_control__pb2.CustomerStateRequest.SerializeToString,
+                response_deserializer=clearline_dot_v1_dot_control__pb2.CustomerStateReply.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -162,6 +167,14 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCustomerState(self, request, context):
+        """What this gateway's pre-trade checks know of a customer, as compliance published it, and
+        whether (and why) its next order would be refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +232,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ResolveReconciliationException,
                     request_deserializer=clearline_dot_v1_dot_control__pb2.ResolveReconciliationExceptionRequest.FromString,
                     response_serializer=clearline_dot_v1_dot_control__pb2.ControlReply.SerializeToString,
+            ),
+            'GetCustomerState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomerState,
+                    request_deserializer=clearline_dot_v1_dot_control__pb2.CustomerStateRequest.FromString,
+                    response_serializer=clearline_dot_v1_dot_control__pb2.CustomerStateReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +536,33 @@ class Control:
             '/clearline.v1.Control/ResolveReconciliationException',
             clearline_dot_v1_dot_control__pb2.ResolveReconciliationExceptionRequest.SerializeToString,
             clearline_dot_v1_dot_control__pb2.ControlReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomerState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clearline.v1.Control/GetCustomerState',
+            clearline_dot_v1_dot_control__pb2.CustomerStateRequest.SerializeToString,
+            clearline_dot_v1_dot_control__pb2.CustomerStateReply.FromString,
             options,
             channel_credentials,
             insecure,
