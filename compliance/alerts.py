@@ -40,7 +40,7 @@ class PriceUsed(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     asset: str
     usd_per_unit: str  # Decimal as a string, never float
-    source: str  # "last_trade", "mid", "fixed"
+    source: str  # "last_trade", "mid", "fixed", "pegged" (a stablecoin at 1 USD)
     as_of_ns: int = 0
 
 

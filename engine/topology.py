@@ -68,6 +68,15 @@ class Topology:
     def compliance_alerts_subject(self) -> str:
         return f"{self.prefix}.compliance.alerts.{self.shard}"
 
+    @property
+    def custody_events_stream(self) -> str:
+        """Custody's transfers (`compliance.monitoring.CustodyTransfer`) for monitoring."""
+        return f"{self.prefix}_custody_events_{self.shard}".upper()
+
+    @property
+    def custody_events_subject(self) -> str:
+        return f"{self.prefix}.custody.events.{self.shard}"
+
     def consumer_name(self, consumer: str) -> str:
         """A durable JetStream consumer's name on this shard's events stream."""
         return f"{self.prefix}_{consumer}_{self.shard}".upper()

@@ -1,0 +1,151 @@
+"""Carrying out what an alert asks for, for real.
+
+- Every alert is published to the compliance alerts stream (`Topology.compliance_alerts_stream`,
+  created here if missing) with ``Nats-Msg-Id`` = its alert id, so a redelivered event adds no
+  second alert; the cases service triages from there.
+- ``freeze`` and ``report_immediately`` (a sanctions match) freeze the customer: a
+  `CustomerState` with ``frozen`` set goes to the gateways' bucket (every other field kept; an
+  account compliance knows nothing of fails closed: frozen, not verified, high risk), and the
+  engine's kill switch is set by journaling `SetKillSwitch` as the control API does.
+  ``report_immediately`` also marks it sanctioned. The withdrawal block rests on the frozen
+  state: the engine's kill switch stops orders only (engine/risk.py), so custody must refuse a
+  withdrawal of a frozen customer, or the engine must refuse its hold (not built yet).
+- ``block_and_sar``, ``require_source_of_funds`` and ``enhanced_monitoring`` are carried by the
+  alert itself: the cases service opens the SAR draft, the request for documents or the review.
+
+The freeze comes before the alert is published: when the publish fails, the whole is done again
+(freezing twice is harmless), and the event is acknowledged only after both.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import KeyNotFoundError, NotFoundError
+
+from compliance.alerts import ALERT_ENCODER, ComplianceAlert
+from compliance.customer_state import (
+    CustomerState,
+    customer_state_key,
+    ensure_bucket,
+    publish_customer_state,
+)
+from engine.journal import EngineClient
+from engine.messages import SetKillSwitch
+from engine.topology import Topology
+
+# How long the alerts stream remembers an alert id: a consumer that restarts and evaluates a
+# day of events again (or a redelivery after a long outage) must not raise their alerts twice.
+alerts_duplicate_window_s = 24 * 3600
+# Jurisdiction written for an account compliance has no state for: ISO 3166's "unknown".
+unknown_jurisdiction = "ZZ"
+_FREEZING = frozenset({"freeze", "report_immediately"})
+_state_decoder = msgspec.json.Decoder(CustomerState)
+
+
+async def ensure_alerts_stream(js: JetStreamContext, topology: Topology) -> None:
+    """Create the compliance alerts stream (every shard's alerts subject) if it is missing."""
+    try:
+        await js.stream_info(topology.compliance_alerts_stream)
+    except NotFoundError:
+        await js.add_stream(
+            StreamConfig(
+                name=topology.compliance_alerts_stream,
+                subjects=[f"{topology.prefix}.compliance.alerts.>"],
+                duplicate_window=alerts_duplicate_window_s,
+                description="compliance alerts (monitoring rules, screening hits) for triage",
+            )
+        )
+
+
+class Actions:
+    """The real actions adapter.
+
+    Parameters
+    ----------
+    js : nats.js.JetStreamContext
+    topology : engine.topology.Topology
+    engine : engine.journal.EngineClient
+        Journals the kill switch on the shard.
+    actor : str
+        Recorded on the journal entry as who set the kill switch.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        topology: Topology,
+        engine: EngineClient,
+        *,
+        actor: str = "compliance.monitoring",
+    ) -> None:
+        self.js = js
+        self.topology = topology
+        self.engine = engine
+        self.actor = actor
+        self.alerts_published = 0
+        self.alerts_duplicate = 0  # the stream already had the alert id
+        self.freezes = 0
+
+    async def start(self) -> None:
+        """Create the alerts stream and the customer state bucket if missing."""
+        await ensure_alerts_stream(self.js, self.topology)
+        await ensure_bucket(self.js, self.topology)
+
+    async def carry_out(self, alert: ComplianceAlert) -> None:
+        """Freeze when asked, then publish the alert; raises when NATS does not acknowledge."""
+        if _FREEZING.intersection(alert.actions):
+            await self.freeze(alert)
+        ack = await self.js.publish(
+            self.topology.compliance_alerts_subject,
+            ALERT_ENCODER.encode(alert),
+            headers={"Nats-Msg-Id": alert.alert_id},
+        )
+        if ack.duplicate:
+            self.alerts_duplicate += 1
+        else:
+            self.alerts_published += 1
+
+    async def freeze(self, alert: ComplianceAlert) -> CustomerState:
+        """Freeze the alert's account at the gateways and the engine; returns the new state."""
+        account_id = alert.account_id
+        known = await self._state(account_id)
+        sanctioned = "report_immediately" in alert.actions
+        if known is None:
+            state = CustomerState(
+                account_id=account_id,
+                kyc_verified=False,
+                frozen=True,
+                sanctioned=sanctioned,
+                jurisdiction=unknown_jurisdiction,
+                risk_level="high",
+                as_of_ns=alert.raised_ts_ns,
+            )
+        else:
+            state = msgspec.structs.replace(
+                known, frozen=True, sanctioned=known.sanctioned or sanctioned
+            )
+        await publish_customer_state(self.js, self.topology, state)
+        # Journaled, not awaited: the engine applies it in order with everything else; the
+        # monitor must not stall on an engine that is restarting.
+        await self.engine.append(
+            [SetKillSwitch(account_id=account_id, on=True)], actor=f"{self.actor}:{alert.alert_id}"
+        )
+        self.freezes += 1
+        return state
+
+    async def _state(self, account_id: int) -> CustomerState | None:
+        kv = await self.js.key_value(self.topology.customer_state_bucket)
+        try:
+            entry = await kv.get(customer_state_key(account_id))
+        except KeyNotFoundError:  # also a deleted key
+            return None
+        try:
+            state = _state_decoder.decode(entry.value or b"")
+        except msgspec.DecodeError:
+            return None  # unreadable: treated as unknown, so the freeze fails closed
+        return state if state.account_id == account_id else None
+
+
+__all__ = ["Actions", "alerts_duplicate_window_s", "ensure_alerts_stream"]
