@@ -101,6 +101,7 @@ async def ensure_bucket(js: JetStreamContext, topology: Topology) -> KeyValue:
 
 
 _encoder = msgspec.json.Encoder()
+CUSTOMER_STATE_DECODER = msgspec.json.Decoder(CustomerState)
 
 
 async def publish_customer_state(
@@ -127,6 +128,7 @@ async def publish_customer_state(
 
 
 __all__ = [
+    "CUSTOMER_STATE_DECODER",
     "CustomerState",
     "customer_state_key",
     "ensure_bucket",

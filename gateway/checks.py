@@ -34,7 +34,7 @@ from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
-from compliance.customer_state import CustomerState
+from compliance.customer_state import CUSTOMER_STATE_DECODER, CustomerState
 from engine._codes import Reason
 from engine.topology import Topology
 
@@ -197,7 +197,7 @@ class CustomerStateCache:
         self._synced = False
         self._watching: asyncio.Task[None] | None = None
         self._closing = False
-        self._decoder = msgspec.json.Decoder(CustomerState)
+        self._decoder = CUSTOMER_STATE_DECODER
 
     @classmethod
     async def open(cls, nats_url: str, topology: Topology) -> CustomerStateCache:

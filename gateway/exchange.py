@@ -30,10 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 import psycopg
 
-from compliance.customer_state import CustomerState, ensure_bucket, publish_customer_state
+from compliance.customer_state import (
+    CUSTOMER_STATE_DECODER,
+    CustomerState,
+    customer_state_key,
+    ensure_bucket,
+    publish_customer_state,
+)
 from engine._codes import Role
 from engine.journal import EngineClient, new_origin
 from engine.markets import funding_commands, market_commands
@@ -79,8 +86,8 @@ class RunOptions:
     prefix: str = "cl"
     shard: str = "0"
     rate_limits: RateLimits = field(default_factory=RateLimits)
-    # The ledger service beside the engine; the gateway benchmark leaves it out (it measures
-    # the order path; the ledger has a benchmark of its own).
+    # The consumers beside the engine (ledger, transaction monitoring); the gateway benchmark
+    # leaves them out (it measures the order path; they have benchmarks of their own).
     with_ledger: bool = True
 
 
@@ -152,15 +159,17 @@ def engine_supervisor(nats_url: str, topology: Topology, data_dir: Path) -> Supe
     return Supervisor("engine", args, data_dir / f"engine-{topology.shard}.log")
 
 
-def ledger_supervisor(
-    nats_url: str, database_url: str, topology: Topology, data_dir: Path
+def consumer_supervisor(
+    name: str, module: str, nats_url: str, database_url: str, topology: Topology, data_dir: Path
 ) -> Supervisor:
+    """A consumer service of the shard's events (`python -m <module>`): the ledger, monitoring,
+    cases. Each takes the same flags; the database URL goes through the environment."""
     args = [
-        "-m", "ledger.service", "--nats-url", nats_url,
+        "-m", module, "--nats-url", nats_url,
         "--prefix", topology.prefix, "--shard", topology.shard,
     ]  # fmt: skip
-    log_path = data_dir / f"ledger-{topology.shard}.log"
-    return Supervisor("ledger", args, log_path, env={"DATABASE_URL": database_url})
+    log_path = data_dir / f"{name}-{topology.shard}.log"
+    return Supervisor(name, args, log_path, env={"DATABASE_URL": database_url})
 
 
 async def provision_keys(database_url: str, config_path: Path) -> dict[str, str]:
@@ -193,7 +202,9 @@ async def bootstrap_market(client: EngineClient) -> bool:
 
 
 async def publish_demo_customers(js: object, topology: Topology) -> None:
-    await ensure_bucket(js, topology)  # type: ignore[arg-type]
+    """Confirm the demo customers' states: verified and clear when first seen; afterwards
+    whatever compliance made of them (a freeze by monitoring stays), confirmed anew."""
+    bucket = await ensure_bucket(js, topology)  # type: ignore[arg-type]
     for account in trading_accounts():
         state = CustomerState(
             account_id=account,
@@ -203,7 +214,14 @@ async def publish_demo_customers(js: object, topology: Topology) -> None:
             jurisdiction="DE",
             risk_level="low",
             as_of_ns=time.time_ns(),
+            reason="demo customer, verified when the demo market was created",
+            changed_by="clearline run",
         )
+        with contextlib.suppress(Exception):  # no entry yet, or one that no longer decodes
+            entry = await bucket.get(customer_state_key(account))
+            if entry.value:
+                current = CUSTOMER_STATE_DECODER.decode(entry.value)
+                state = msgspec.structs.replace(current, as_of_ns=time.time_ns())
         await publish_customer_state(js, topology, state)  # type: ignore[arg-type]
 
 
@@ -240,8 +258,13 @@ async def exchange_running(
     config_path = data_dir / client_config.FILE_NAME
     keys = await provision_keys(database_url, config_path)
     engine = engine_supervisor(nats_url, topology, data_dir)
-    ledger = ledger_supervisor(nats_url, database_url, topology, data_dir)
-    services = (engine, ledger) if options.with_ledger else (engine,)
+    ledger = consumer_supervisor(
+        "ledger", "ledger.service", nats_url, database_url, topology, data_dir
+    )
+    monitoring = consumer_supervisor(
+        "monitoring", "compliance.monitoring", nats_url, database_url, topology, data_dir
+    )
+    services = (engine, ledger, monitoring) if options.with_ledger else (engine,)
     for service in services:
         service.start()
     watchers = [asyncio.create_task(service.watch()) for service in services]
@@ -289,7 +312,7 @@ async def exchange_running(
             await gateway.stop()
         for watcher in watchers:
             watcher.cancel()
-        for service in reversed(services):  # the ledger first: it reads what the engine wrote
+        for service in reversed(services):  # consumers first: they read what the engine wrote
             await asyncio.to_thread(service.stop)
         with contextlib.suppress(Exception):
             await client.close()

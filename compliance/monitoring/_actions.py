@@ -26,6 +26,7 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from compliance.alerts import ALERT_ENCODER, ComplianceAlert
 from compliance.customer_state import (
+    CUSTOMER_STATE_DECODER,
     CustomerState,
     customer_state_key,
     ensure_bucket,
@@ -41,7 +42,7 @@ alerts_duplicate_window_s = 24 * 3600
 # Jurisdiction written for an account compliance has no state for: ISO 3166's "unknown".
 unknown_jurisdiction = "ZZ"
 _FREEZING = frozenset({"freeze", "report_immediately"})
-_state_decoder = msgspec.json.Decoder(CustomerState)
+_state_decoder = CUSTOMER_STATE_DECODER
 
 
 async def ensure_alerts_stream(js: JetStreamContext, topology: Topology) -> None:
