@@ -6,8 +6,9 @@ is shown once, when the key is created. PostgreSQL keeps only SHA-256 of the sec
 hold every live key in memory (`KeyStore`), so authenticating a call costs one hash and no
 database round trip.
 
-`audit_log` is append-only: this code only ever inserts into it (the compliance issue chains
-its rows by hash).
+`AuditLog` writes the system's one audit log, ``audit_log``: append-only (a database trigger
+refuses UPDATE, DELETE and TRUNCATE) and hash-chained; `compliance.records` owns its table,
+its chain (`compliance.records.append_audit`) and its check (`compliance.records.verify_chain`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
-import msgspec
 import psycopg
 
+from compliance.records import append_audit, ensure_audit_schema
 from engine._codes import Role
 
 log = logging.getLogger(__name__)
@@ -57,16 +58,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at    timestamptz NOT NULL DEFAULT now(),
     revoked_at    timestamptz
 );
-CREATE TABLE IF NOT EXISTS audit_log (
-    id      bigserial PRIMARY KEY,
-    at      timestamptz NOT NULL DEFAULT now(),
-    actor   text NOT NULL,
-    action  text NOT NULL,
-    target  text,
-    detail  jsonb,
-    outcome text
-);
 """
+# The audit_log table (and its append-only trigger) is `compliance.records.AUDIT_LOG_DDL`,
+# created by `ensure_audit_schema` in the same transaction: one audit log for the whole system.
 # Any constant shared by every process that creates the schema: CREATE ... IF NOT EXISTS is not
 # safe against a concurrent twin (both may try to create the row type), the lock serialises them.
 _SCHEMA_LOCK_ID = 0x636C_6175_7468  # "clauth"
@@ -116,6 +110,7 @@ async def ensure_schema(conn: psycopg.AsyncConnection[Any]) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_ID,))
         await conn.execute(_SCHEMA)
+        await ensure_audit_schema(conn)
 
 
 async def create_api_key(
@@ -312,7 +307,8 @@ async def authorize(
 class AuditLog:
     """Append-only record of who did what: control actions, key changes, compliance decisions.
 
-    One connection, one insert at a time (a lock), autocommit: each `record` is durable when it
+    Writes the hash-chained ``audit_log`` through `compliance.records.append_audit`, one row per
+    transaction. One connection, one append at a time (a lock): each `record` is durable when it
     returns. psycopg_pool is not a dependency, and audit writes are rare next to orders.
     Open with `AuditLog.open`; close with `close`.
     """
@@ -337,7 +333,7 @@ class AuditLog:
         detail: Mapping[str, Any],
         outcome: str,
     ) -> int:
-        """Append one row and return its id once committed.
+        """Append one row to the chain and return its seq (the ``id`` column) once committed.
 
         Parameters
         ----------
@@ -355,6 +351,8 @@ class AuditLog:
 
         Raises
         ------
+        compliance.records.AuditEntryError
+            Bad input (an empty or over-long name, a detail that is not JSON): nothing written.
         psycopg.Error
             If the row could not be written: the caller should then refuse the action, since an
             action that cannot be recorded must not happen. A broken connection is replaced on the
@@ -365,14 +363,8 @@ class AuditLog:
                 self._conn = await psycopg.AsyncConnection.connect(
                     self._database_url, autocommit=True
                 )
-            cursor = await self._conn.execute(
-                "INSERT INTO audit_log (actor, action, target, detail, outcome)"
-                " VALUES (%s, %s, %s, %s::jsonb, %s) RETURNING id",
-                (actor, action, target, msgspec.json.encode(detail).decode(), outcome),
-            )
-            row = await cursor.fetchone()
-        assert row is not None  # INSERT ... RETURNING gives one row
-        return int(row[0])
+            async with self._conn.transaction():
+                return await append_audit(self._conn, actor, action, target, detail, outcome)
 
     async def close(self) -> None:
         """Close the connection."""
