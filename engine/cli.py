@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, default=Path(".clearline"), help="default .clearline")
     run.add_argument("--listen", default="127.0.0.1:50051", help="gRPC address (port 0: any)")
     run.add_argument("--metrics-port", type=int, default=0, help="HTTP /metrics (0: any)")
+    run.add_argument(
+        "--dashboard",
+        default="127.0.0.1:8080",
+        help="compliance dashboard HTTP address (port 0: any)",
+    )
     demo = commands.add_parser(
         "demo", help="trade against a running exchange with market makers and takers"
     )
@@ -153,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.exchange import RunOptions
         from gateway.exchange import main as run_main
 
-        return run_main(RunOptions(args.data_dir, args.listen, args.metrics_port))
+        return run_main(
+            RunOptions(
+                args.data_dir, args.listen, args.metrics_port, dashboard_listen=args.dashboard
+            )
+        )
     if args.command == "demo":
         from gateway.demo import main as demo_main
 

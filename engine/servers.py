@@ -317,7 +317,7 @@ class PostgresServer(_Server):
             self._initdb(bin_dir, run_as)
         keep_port = self.port is not None
         for _ in range(port_attempts_max):
-            port = self.port if self.port is not None else _free_port()
+            port = self.port if self.port is not None else free_port()
             log_offset = self._log_size()
             self._process = self._spawn(
                 [
@@ -539,7 +539,7 @@ def _lock_store(path: Path) -> int:
     return fd
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A port of 127.0.0.1 that is free now; another process may take it before we bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((_HOST, 0))
@@ -559,6 +559,7 @@ __all__ = [
     "PostgresServer",
     "ServerStartError",
     "database_server",
+    "free_port",
     "nats_server",
     "start_nats",
     "start_postgres",

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from engine._codes import Role
 from engine.journal import EngineClient, new_origin
 from engine.markets import funding_commands, market_commands
 from engine.messages import ListInstruments
-from engine.servers import database_server, nats_server
+from engine.servers import database_server, free_port, nats_server
 from engine.topology import Topology
 from gateway import client_config
 from gateway.auth import create_api_key, ensure_schema
@@ -89,6 +89,8 @@ class RunOptions:
     # The consumers beside the engine (ledger, transaction monitoring); the gateway benchmark
     # leaves them out (it measures the order path; they have benchmarks of their own).
     with_ledger: bool = True
+    # The compliance dashboard (HTTP), beside the consumers; port 0: a free one.
+    dashboard_listen: str = "127.0.0.1:0"
 
 
 def trading_accounts() -> list[int]:
@@ -160,13 +162,19 @@ def engine_supervisor(nats_url: str, topology: Topology, data_dir: Path) -> Supe
 
 
 def consumer_supervisor(
-    name: str, module: str, nats_url: str, database_url: str, topology: Topology, data_dir: Path
+    name: str,
+    module: str,
+    nats_url: str,
+    database_url: str,
+    topology: Topology,
+    data_dir: Path,
+    extra_args: Sequence[str] = (),
 ) -> Supervisor:
-    """A consumer service of the shard's events (`python -m <module>`): the ledger, monitoring,
-    cases. Each takes the same flags; the database URL goes through the environment."""
+    """A service beside the engine (`python -m <module>`): the ledger, monitoring, cases, the
+    dashboard. Each takes the same flags; the database URL goes through the environment."""
     args = [
         "-m", module, "--nats-url", nats_url,
-        "--prefix", topology.prefix, "--shard", topology.shard,
+        "--prefix", topology.prefix, "--shard", topology.shard, *extra_args,
     ]  # fmt: skip
     log_path = data_dir / f"{name}-{topology.shard}.log"
     return Supervisor(name, args, log_path, env={"DATABASE_URL": database_url})
@@ -239,6 +247,7 @@ class RunningExchange:
     engine: Supervisor
     ledger: Supervisor
     fresh: bool  # the demo market was created by this start
+    dashboard_url: str = ""
 
 
 @contextlib.asynccontextmanager
@@ -264,7 +273,15 @@ async def exchange_running(
     monitoring = consumer_supervisor(
         "monitoring", "compliance.monitoring", nats_url, database_url, topology, data_dir
     )
-    services = (engine, ledger, monitoring) if options.with_ledger else (engine,)
+    dashboard_listen = options.dashboard_listen
+    if dashboard_listen.endswith(":0"):
+        dashboard_listen = f"{dashboard_listen[:-2]}:{free_port()}"
+    dashboard = consumer_supervisor(
+        "dashboard", "compliance.dashboard", nats_url, database_url, topology, data_dir,
+        ("--listen", dashboard_listen),
+    )  # fmt: skip
+    consumers = (ledger, monitoring, dashboard) if options.with_ledger else ()
+    services = (engine, *consumers)
     for service in services:
         service.start()
     watchers = [asyncio.create_task(service.watch()) for service in services]
@@ -304,6 +321,7 @@ async def exchange_running(
             yield RunningExchange(
                 address, metrics_url, nats_url, database_url, topology, config, config_path,
                 engine, ledger, fresh,
+                f"http://{dashboard_listen}/" if options.with_ledger else "",
             )  # fmt: skip
         finally:
             refresher.cancel()
@@ -352,6 +370,7 @@ def print_banner(running: RunningExchange) -> None:
         "Clearline is running" + (" (demo market created)" if running.fresh else " (resumed)"),
         f"  gateway (gRPC)  {running.address}",
         f"  metrics         {running.metrics_url}",
+        f"  compliance      {running.dashboard_url}  (sign in with the compliance-officer key)",
         f"  NATS            {_redact(running.nats_url)}",
         f"  PostgreSQL      {_redact(running.database_url)}",
         f"  client config   {running.config_path}  (clearctl and `clearline demo` read it)",

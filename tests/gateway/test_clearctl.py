@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -456,6 +457,22 @@ def test_reconcile_is_clean_then_queues_a_tampered_balance_until_resolved(
         with psycopg.connect(exchange.database_url, autocommit=True) as conn:
             conn.execute(tamper, (-7, usdt_available))
     assert clearctl(exchange, "reconcile").returncode == 0
+
+
+def test_the_compliance_dashboard_runs_beside_the_exchange(exchange: RunningExchange) -> None:
+    """`make run` starts the dashboard too: it answers, and sends a stranger to sign in."""
+    assert exchange.dashboard_url.startswith("http://127.0.0.1:")
+    deadline = time.monotonic() + exchange_timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(exchange.dashboard_url + "healthz", timeout=5) as reply:
+                assert reply.read() == b"ok"
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "the dashboard never answered"
+            time.sleep(0.2)
+    with urllib.request.urlopen(exchange.dashboard_url, timeout=5) as home:
+        assert home.url.endswith("/login") and b"Sign in" in home.read()
 
 
 def test_keys_without_the_role_or_not_known_exit_4(exchange: RunningExchange) -> None:
