@@ -1,1 +1,136 @@
-"""compliance.customers (being built)."""
+"""Customers, KYC and customer risk scoring (issue 5, deliverable 1; publishing for 6).
+
+`CustomerStore` keeps customers (natural and legal persons), their KYC status (a transition
+table: pending -> verified | rejected; verified -> expired -> pending; rejected -> pending),
+consents and risk assessments in PostgreSQL, records every change in the audit log, and
+publishes each change the gateways must see (`compliance.customer_state.CustomerState`).
+`assess` is a pure function of (customer facts, dated risk configuration, date);
+``risk_config_2026-10.json`` is the shipped configuration, with the FATF lists of October 2025.
+`make_webhook_app` serves the KYC vendor's signed, replay-protected webhook
+(``python -m compliance.customers`` runs it). `CustomerStore.screen` (and ``create`` with a
+screening index) screens a customer's name with `compliance.screening` and flags strong hits.
+"""
+
+from compliance.customers._limits import (
+    expected_monthly_volume_usd_minor_max,
+    expected_products_max,
+    name_chars_max,
+    reason_chars_max,
+    webhook_age_max_ms,
+    webhook_body_bytes_max,
+)
+from compliance.customers._model import (
+    KYC_TRANSITIONS,
+    Consent,
+    ConsentPurpose,
+    Customer,
+    CustomerError,
+    CustomerReason,
+    KycStatus,
+    NewCustomer,
+    PersonType,
+    Product,
+    kyc_transition_allowed,
+)
+from compliance.customers._risk import (
+    CDD_BY_LEVEL,
+    DEFAULT_CONFIG_FILE,
+    Assessment,
+    CddLevel,
+    CustomerFacts,
+    Factor,
+    FactorScore,
+    RiskConfig,
+    RiskConfigError,
+    VolumeBand,
+    add_months,
+    assess,
+    combine,
+    decode_risk_config,
+    facts_of,
+    load_risk_config,
+    score_factors,
+    weights_total_bp,
+)
+from compliance.customers._store import (
+    AuditSink,
+    CustomerStore,
+    NatsStatePublisher,
+    ReviewDue,
+    StatePublisher,
+    StoredAssessment,
+    customer_state,
+    ensure_schema,
+    sanctions_flag_score_min,
+)
+from compliance.customers._webhook import (
+    DIGEST_ALG,
+    DIGEST_ALG_HEADER,
+    DIGEST_HEADER,
+    VENDOR_ACTOR,
+    WEBHOOK_PATH,
+    VendorEvent,
+    WebhookConfig,
+    WebhookReason,
+    created_at_ms,
+    make_webhook_app,
+    signature_of,
+)
+
+__all__ = [
+    "CDD_BY_LEVEL",
+    "DEFAULT_CONFIG_FILE",
+    "DIGEST_ALG",
+    "DIGEST_ALG_HEADER",
+    "DIGEST_HEADER",
+    "KYC_TRANSITIONS",
+    "VENDOR_ACTOR",
+    "WEBHOOK_PATH",
+    "Assessment",
+    "AuditSink",
+    "CddLevel",
+    "Consent",
+    "ConsentPurpose",
+    "Customer",
+    "CustomerError",
+    "CustomerFacts",
+    "CustomerReason",
+    "CustomerStore",
+    "Factor",
+    "FactorScore",
+    "KycStatus",
+    "NatsStatePublisher",
+    "NewCustomer",
+    "PersonType",
+    "Product",
+    "ReviewDue",
+    "RiskConfig",
+    "RiskConfigError",
+    "StatePublisher",
+    "StoredAssessment",
+    "VendorEvent",
+    "VolumeBand",
+    "WebhookConfig",
+    "WebhookReason",
+    "add_months",
+    "assess",
+    "combine",
+    "created_at_ms",
+    "customer_state",
+    "decode_risk_config",
+    "ensure_schema",
+    "expected_monthly_volume_usd_minor_max",
+    "expected_products_max",
+    "facts_of",
+    "kyc_transition_allowed",
+    "load_risk_config",
+    "make_webhook_app",
+    "name_chars_max",
+    "reason_chars_max",
+    "sanctions_flag_score_min",
+    "score_factors",
+    "signature_of",
+    "webhook_age_max_ms",
+    "webhook_body_bytes_max",
+    "weights_total_bp",
+]
