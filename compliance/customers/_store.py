@@ -200,7 +200,21 @@ def customer_state(customer: Customer, as_of_ns: int) -> CustomerState | None:
         jurisdiction=customer.profile.residence_country,
         risk_level=customer.risk_level or "high",
         as_of_ns=as_of_ns,
+        reason=_why(customer),
+        changed_by="compliance.customers",
     )
+
+
+def _why(customer: Customer) -> str:
+    """The risk desk's one line: what blocks the customer, in the order the gateway checks."""
+    parts = []
+    if customer.kyc_status is not KycStatus.verified:
+        parts.append(f"KYC {customer.kyc_status.value}")
+    if customer.frozen:
+        parts.append(f"frozen: {customer.frozen_reason}")
+    if customer.sanctioned:
+        parts.append(f"sanctioned: {customer.sanctioned_reason}")
+    return "; ".join(parts) or "KYC verified, no restriction"
 
 
 def _visible(state: CustomerState | None) -> object:
@@ -312,6 +326,16 @@ class CustomerStore:
         """
         async with self._lock:
             return await self._fetch(customer_id, lock=False)
+
+    async def by_account(self, account_id: int) -> Customer | None:
+        """The customer a trading account belongs to, or None. O(1) (the account is unique)."""
+        async with self._lock:
+            cursor = await self._conn.execute(
+                f"SELECT {_COLUMNS} FROM customers.customers WHERE account_id = %s",
+                (account_id,),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else _customer_of(row)
 
     async def consents(self, customer_id: int) -> list[Consent]:
         """Every consent event of a customer, oldest first (the latest per purpose is current)."""

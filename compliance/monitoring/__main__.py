@@ -2,6 +2,7 @@
 
 Consumes the shard's engine events and custody's events, carries out the alerts' actions
 (alerts stream, customer state bucket, the engine's kill switch) and runs until SIGINT/SIGTERM.
+With DATABASE_URL set, a freeze of a known customer goes through `compliance.customers`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import sys
 
 import nats
 
+from compliance.customers import CustomerStore, NatsStatePublisher
 from compliance.monitoring._actions import Actions
 from compliance.monitoring._config import ConfigError, load_config
 from compliance.monitoring._consumer import MonitoringConsumer
 from compliance.monitoring._rules import Monitor
 from engine.journal import EngineClient, new_origin
 from engine.topology import Topology
+from gateway.auth import AuditLog
 
 log = logging.getLogger("clearline.compliance.monitoring")
 
@@ -43,7 +46,14 @@ async def serve(args: argparse.Namespace, monitor: Monitor) -> int:
     nc = await nats.connect(args.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
     engine = EngineClient(nc, topology, new_origin("monitoring"))
     await engine.start()
-    consumer = MonitoringConsumer(nc, topology, monitor, Actions(nc.jetstream(), topology, engine))
+    audit, customers = None, None
+    database_url = os.environ.get("DATABASE_URL")
+    if database_url:  # freezes then go through the customer records, audited
+        audit = await AuditLog.open(database_url)
+        publisher = NatsStatePublisher(nc.jetstream(), topology)
+        customers = await CustomerStore.open(database_url, audit, publisher)
+    actions = Actions(nc.jetstream(), topology, engine, customers=customers)
+    consumer = MonitoringConsumer(nc, topology, monitor, actions)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -58,6 +68,10 @@ async def serve(args: argparse.Namespace, monitor: Monitor) -> int:
     finally:
         await consumer.close()
         await engine.close()
+        if customers is not None:
+            await customers.close()
+        if audit is not None:
+            await audit.close()
     return 0
 
 

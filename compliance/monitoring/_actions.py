@@ -32,6 +32,7 @@ from compliance.customer_state import (
     ensure_bucket,
     publish_customer_state,
 )
+from compliance.customers import CustomerStore
 from engine.journal import EngineClient
 from engine.messages import SetKillSwitch
 from engine.topology import Topology
@@ -71,6 +72,8 @@ class Actions:
         Journals the kill switch on the shard.
     actor : str
         Recorded on the journal entry as who set the kill switch.
+    customers : compliance.customers.CustomerStore, optional
+        Where customers are frozen when they are known there.
     """
 
     def __init__(
@@ -80,7 +83,9 @@ class Actions:
         engine: EngineClient,
         *,
         actor: str = "compliance.monitoring",
+        customers: CustomerStore | None = None,
     ) -> None:
+        self.customers = customers
         self.js = js
         self.topology = topology
         self.engine = engine
@@ -109,10 +114,24 @@ class Actions:
             self.alerts_published += 1
 
     async def freeze(self, alert: ComplianceAlert) -> CustomerState:
-        """Freeze the alert's account at the gateways and the engine; returns the new state."""
+        """Freeze the alert's account at the gateways and the engine; returns the new state.
+
+        With a customer store, a known customer is frozen there (the record of truth, which
+        publishes the state and audits the change); otherwise the state is published here.
+        """
         account_id = alert.account_id
-        known = await self._state(account_id)
         sanctioned = "report_immediately" in alert.actions
+        customer = None if self.customers is None else await self.customers.by_account(account_id)
+        if customer is not None and self.customers is not None:
+            actor, why = f"{self.actor}:{alert.rule_id}", f"{alert.alert_id}: {alert.summary}"
+            await self.customers.freeze(customer.customer_id, actor, why)
+            if sanctioned:
+                await self.customers.mark_sanctioned(customer.customer_id, actor, why)
+            state = await self.customers.publish_state(customer.customer_id)
+            await self._kill_switch(alert)
+            assert state is not None  # the customer has an account: it has a state
+            return state
+        known = await self._state(account_id)
         if known is None:
             state = CustomerState(
                 account_id=account_id,
@@ -127,14 +146,21 @@ class Actions:
             state = msgspec.structs.replace(
                 known, frozen=True, sanctioned=known.sanctioned or sanctioned
             )
+        state = msgspec.structs.replace(
+            state, reason=f"{alert.rule_id}: {alert.summary}", changed_by=self.actor
+        )
         await publish_customer_state(self.js, self.topology, state)
+        await self._kill_switch(alert)
+        return state
+
+    async def _kill_switch(self, alert: ComplianceAlert) -> None:
         # Journaled, not awaited: the engine applies it in order with everything else; the
         # monitor must not stall on an engine that is restarting.
         await self.engine.append(
-            [SetKillSwitch(account_id=account_id, on=True)], actor=f"{self.actor}:{alert.alert_id}"
+            [SetKillSwitch(account_id=alert.account_id, on=True)],
+            actor=f"{self.actor}:{alert.alert_id}",
         )
         self.freezes += 1
-        return state
 
     async def _state(self, account_id: int) -> CustomerState | None:
         kv = await self.js.key_value(self.topology.customer_state_bucket)

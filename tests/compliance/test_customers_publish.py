@@ -73,20 +73,25 @@ def test_each_visible_change_lands_in_the_bucket(
                 jurisdiction="FR",
                 risk_level="high",
                 as_of_ns=NOW_NS,
+                reason="KYC pending",
+                changed_by="compliance.customers",
             )
             steps: list[tuple[Awaitable[Any], dict[str, Any]]] = [
                 (
                     store.transition_kyc(c.customer_id, KycStatus.verified, "vendor", "GREEN"),
-                    {"kyc_verified": True},
+                    {"kyc_verified": True, "reason": "KYC verified, no restriction"},
                 ),
                 (
                     store.assess(c.customer_id, load_risk_config(), dt.date(2026, 12, 1), "bob"),
                     {"risk_level": "low"},
                 ),
-                (store.freeze(c.customer_id, "monitoring", "VASP-002"), {"frozen": True}),
+                (
+                    store.freeze(c.customer_id, "monitoring", "VASP-002"),
+                    {"frozen": True, "reason": "frozen: VASP-002"},
+                ),
                 (
                     store.mark_sanctioned(c.customer_id, "screening", "OFAC hit 0.97"),
-                    {"sanctioned": True},
+                    {"sanctioned": True, "reason": "frozen: VASP-002; sanctioned: OFAC hit 0.97"},
                 ),
                 (
                     store.update_profile(
@@ -94,7 +99,10 @@ def test_each_visible_change_lands_in_the_bucket(
                     ),
                     {"jurisdiction": "DE"},
                 ),
-                (store.unfreeze(c.customer_id, "officer:bob", "case closed"), {"frozen": False}),
+                (
+                    store.unfreeze(c.customer_id, "officer:bob", "case closed"),
+                    {"frozen": False, "reason": "sanctioned: OFAC hit 0.97"},
+                ),
             ]
             for operation, expected in steps:
                 await operation

@@ -24,12 +24,14 @@ import pytest
 
 from compliance.alerts import ALERT_DECODER, ComplianceAlert
 from compliance.customer_state import CustomerState, customer_state_key
+from compliance.customers import KycStatus, NatsStatePublisher
 from compliance.monitoring import Actions
 from engine.journal import EngineClient, ensure_streams
 from engine.markets import USDT, market_commands
 from engine.messages import ENCODER, Deposit, JournalEntry
 from engine.shard import Shard
 from engine.topology import Topology
+from tests.compliance.customers_fixtures import alice, audit_rows, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "compliance.monitoring"]
@@ -137,8 +139,49 @@ def test_a_freeze_over_an_unreadable_state_fails_closed(nats_url: str, nats_pref
     state = asyncio.run(scenario())
     assert state == CustomerState(
         account_id=77, kyc_verified=False, frozen=True, sanctioned=False, jurisdiction="ZZ",
-        risk_level="high", as_of_ns=5,
+        risk_level="high", as_of_ns=5, reason="VASP-002: test", changed_by="compliance.monitoring",
     )  # fmt: skip
+
+
+def test_a_known_customer_is_frozen_in_the_customer_records(
+    nats_url: str, nats_prefix: str, pg_database: str
+) -> None:
+    """With a customer store the freeze is the store's: the record, the audit log and the
+    published state agree, and a sanctions match marks the customer sanctioned too."""
+    topology = Topology(nats_prefix, "0")
+
+    async def scenario() -> tuple[Any, CustomerState, list[Any]]:
+        nc = await nats.connect(nats_url)
+        engine = await EngineClient.connect(nats_url, topology, "freeze-test")
+        store, audit = await open_store(pg_database, NatsStatePublisher(nc.jetstream(), topology))
+        try:
+            actions = Actions(nc.jetstream(), topology, engine, customers=store)
+            await actions.start()  # the alerts stream and the customer state bucket
+            customer = await store.create(alice(), "onboarding", "opened")
+            await store.transition_kyc(customer.customer_id, KycStatus.verified, "kyc", "ok")
+            alert = ComplianceAlert(
+                alert_id="VASP-005:42:x", rule_id="VASP-005", account_id=42,
+                severity="critical", actions=("freeze", "report_immediately"),
+                summary="sanctioned address", raised_ts_ns=5,
+            )  # fmt: skip
+            await actions.carry_out(alert)
+            kv = await nc.jetstream().key_value(topology.customer_state_bucket)
+            entry = await kv.get(customer_state_key(42))
+            state = msgspec.json.decode(entry.value or b"", type=CustomerState)
+            return await store.get(customer.customer_id), state, await audit_rows(pg_database)
+        finally:
+            await store.close()
+            await audit.close()
+            await engine.close()
+            await nc.close()
+
+    customer, state, rows = asyncio.run(scenario())
+    assert customer.frozen and customer.sanctioned
+    assert (state.frozen, state.sanctioned, state.kyc_verified) == (True, True, True)
+    assert "VASP-005:42:x" in state.reason
+    actions = [(actor, action) for actor, action, *_ in rows]
+    assert ("compliance.monitoring:VASP-005", "freeze_customer") in actions
+    assert ("compliance.monitoring:VASP-005", "mark_sanctioned") in actions
 
 
 def test_relations_file_is_read(tmp_path: Path) -> None:
