@@ -19,27 +19,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import nats
 import psycopg
 
-from compliance.customer_state import (
-    CUSTOMER_STATE_DECODER,
-    CustomerState,
-    customer_state_key,
-    ensure_bucket,
-    publish_customer_state,
+from compliance.customer_state import ensure_bucket
+from compliance.customers import (
+    WEBHOOK_PATH,
+    WEBHOOK_SECRET_ENV,
+    CustomerStore,
+    KycStatus,
+    NatsStatePublisher,
+    NewCustomer,
+    PersonType,
+    Product,
+    load_risk_config,
 )
 from engine._codes import Role
 from engine.journal import EngineClient, new_origin
@@ -48,7 +52,7 @@ from engine.messages import ListInstruments
 from engine.servers import database_server, free_port, nats_server
 from engine.topology import Topology
 from gateway import client_config
-from gateway.auth import create_api_key, ensure_schema
+from gateway.auth import AuditLog, create_api_key, ensure_schema
 from gateway.ratelimit import RateLimits
 
 log = logging.getLogger("clearline.run")
@@ -169,6 +173,7 @@ def consumer_supervisor(
     topology: Topology,
     data_dir: Path,
     extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Supervisor:
     """A service beside the engine (`python -m <module>`): the ledger, monitoring, cases, the
     dashboard. Each takes the same flags; the database URL goes through the environment."""
@@ -177,7 +182,17 @@ def consumer_supervisor(
         "--prefix", topology.prefix, "--shard", topology.shard, *extra_args,
     ]  # fmt: skip
     log_path = data_dir / f"{name}-{topology.shard}.log"
-    return Supervisor(name, args, log_path, env={"DATABASE_URL": database_url})
+    return Supervisor(name, args, log_path, env={"DATABASE_URL": database_url, **(env or {})})
+
+
+def kyc_webhook_secret(data_dir: Path) -> str:
+    """The KYC vendor webhook's HMAC secret: made once, kept in the data folder (0600), given to
+    the service through its environment and to the vendor by the operator."""
+    path = data_dir / "kyc-webhook.secret"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 async def provision_keys(database_url: str, config_path: Path) -> dict[str, str]:
@@ -209,28 +224,33 @@ async def bootstrap_market(client: EngineClient) -> bool:
     return True
 
 
-async def publish_demo_customers(js: object, topology: Topology) -> None:
-    """Confirm the demo customers' states: verified and clear when first seen; afterwards
-    whatever compliance made of them (a freeze by monitoring stays), confirmed anew."""
-    bucket = await ensure_bucket(js, topology)  # type: ignore[arg-type]
+async def register_demo_customers(store: CustomerStore) -> None:
+    """Onboard each demo trading account as a verified, assessed customer (once), then publish
+    every customer's state: the gateways trade for customers compliance knows."""
+    config = load_risk_config()
     for account in trading_accounts():
-        state = CustomerState(
-            account_id=account,
-            kyc_verified=True,
-            frozen=False,
-            sanctioned=False,
-            jurisdiction="DE",
-            risk_level="low",
-            as_of_ns=time.time_ns(),
-            reason="demo customer, verified when the demo market was created",
-            changed_by="clearline run",
+        if await store.by_account(account) is not None:
+            continue
+        customer = await store.create(
+            NewCustomer(
+                person_type=PersonType.natural,
+                given_names="Demo",
+                family_name=f"Trader {account}",
+                born_or_incorporated_on=dt.date(1990, 1, 1),
+                residence_country="DE",
+                nationality_country="DE",
+                expected_products=[Product.spot_trading],
+                expected_monthly_volume_usd_minor=1_000_000,
+                account_id=account,
+            ),
+            "clearline run",
+            "demo customer",
         )
-        with contextlib.suppress(Exception):  # no entry yet, or one that no longer decodes
-            entry = await bucket.get(customer_state_key(account))
-            if entry.value:
-                current = CUSTOMER_STATE_DECODER.decode(entry.value)
-                state = msgspec.structs.replace(current, as_of_ns=time.time_ns())
-        await publish_customer_state(js, topology, state)  # type: ignore[arg-type]
+        await store.transition_kyc(
+            customer.customer_id, KycStatus.verified, "clearline run", "demo customer"
+        )
+        await store.assess(customer.customer_id, config, dt.date.today(), "clearline run")
+    await store.publish_all()
 
 
 @dataclass(frozen=True)
@@ -248,6 +268,7 @@ class RunningExchange:
     ledger: Supervisor
     fresh: bool  # the demo market was created by this start
     dashboard_url: str = ""
+    kyc_webhook_url: str = ""
 
 
 @contextlib.asynccontextmanager
@@ -280,7 +301,13 @@ async def exchange_running(
         "dashboard", "compliance.dashboard", nats_url, database_url, topology, data_dir,
         ("--listen", dashboard_listen),
     )  # fmt: skip
-    consumers = (ledger, monitoring, dashboard) if options.with_ledger else ()
+    kyc_port = free_port()
+    kyc = consumer_supervisor(
+        "kyc-webhook", "compliance.customers", nats_url, database_url, topology, data_dir,
+        ("--port", str(kyc_port)),
+        env={WEBHOOK_SECRET_ENV: kyc_webhook_secret(data_dir)},
+    )  # fmt: skip
+    consumers = (ledger, monitoring, dashboard, kyc) if options.with_ledger else ()
     services = (engine, *consumers)
     for service in services:
         service.start()
@@ -289,9 +316,15 @@ async def exchange_running(
     client = EngineClient(nc, topology, new_origin("run"))
     await client.start()
     gateway = None
+    audit = await AuditLog.open(database_url)
+    customers: CustomerStore | None = None
     try:
         fresh = await bootstrap_market(client)
-        await publish_demo_customers(nc.jetstream(), topology)
+        await ensure_bucket(nc.jetstream(), topology)
+        customers = await CustomerStore.open(
+            database_url, audit, NatsStatePublisher(nc.jetstream(), topology)
+        )
+        await register_demo_customers(customers)
         gateway = await start_gateway(
             GatewayConfig(
                 nats_url=nats_url,
@@ -316,12 +349,15 @@ async def exchange_running(
             accounts={name: account for name, (account, _) in DEMO_KEYS.items()},
         )
         client_config.save(config, config_path)
-        refresher = asyncio.create_task(_refresh_customers(nc, topology))
+        # The customers service confirms states too; this covers a run without it (the
+        # gateway benchmark's), and costs one publish per customer an hour.
+        refresher = asyncio.create_task(_refresh_customers(customers))
         try:
             yield RunningExchange(
                 address, metrics_url, nats_url, database_url, topology, config, config_path,
                 engine, ledger, fresh,
                 f"http://{dashboard_listen}/" if options.with_ledger else "",
+                f"http://127.0.0.1:{kyc_port}{WEBHOOK_PATH}" if options.with_ledger else "",
             )  # fmt: skip
         finally:
             refresher.cancel()
@@ -332,15 +368,18 @@ async def exchange_running(
             watcher.cancel()
         for service in reversed(services):  # consumers first: they read what the engine wrote
             await asyncio.to_thread(service.stop)
+        if customers is not None:
+            await customers.close()
+        await audit.close()
         with contextlib.suppress(Exception):
             await client.close()
 
 
-async def _refresh_customers(nc: Any, topology: Topology) -> None:
+async def _refresh_customers(store: CustomerStore) -> None:
     while True:
         await asyncio.sleep(customer_state_refresh_s)
         with contextlib.suppress(Exception):
-            await publish_demo_customers(nc.jetstream(), topology)
+            await store.publish_all()
 
 
 async def run_exchange(options: RunOptions, stop: asyncio.Event) -> None:
@@ -371,6 +410,8 @@ def print_banner(running: RunningExchange) -> None:
         f"  gateway (gRPC)  {running.address}",
         f"  metrics         {running.metrics_url}",
         f"  compliance      {running.dashboard_url}  (sign in with the compliance-officer key)",
+        f"  KYC webhook     {running.kyc_webhook_url}  (HMAC secret: kyc-webhook.secret in the"
+        " data folder)",
         f"  NATS            {_redact(running.nats_url)}",
         f"  PostgreSQL      {_redact(running.database_url)}",
         f"  client config   {running.config_path}  (clearctl and `clearline demo` read it)",

@@ -12,6 +12,7 @@ screening index) screens a customer's name with `compliance.screening` and flags
 """
 
 from compliance.customers._limits import (
+    customer_state_refresh_s,
     expected_monthly_volume_usd_minor_max,
     expected_products_max,
     name_chars_max,
@@ -69,6 +70,7 @@ from compliance.customers._webhook import (
     DIGEST_HEADER,
     VENDOR_ACTOR,
     WEBHOOK_PATH,
+    WEBHOOK_SECRET_ENV,
     VendorEvent,
     WebhookConfig,
     WebhookReason,
@@ -86,6 +88,7 @@ __all__ = [
     "KYC_TRANSITIONS",
     "VENDOR_ACTOR",
     "WEBHOOK_PATH",
+    "WEBHOOK_SECRET_ENV",
     "Assessment",
     "AuditSink",
     "CddLevel",
@@ -117,6 +120,7 @@ __all__ = [
     "combine",
     "created_at_ms",
     "customer_state",
+    "customer_state_refresh_s",
     "decode_risk_config",
     "ensure_schema",
     "expected_monthly_volume_usd_minor_max",

@@ -19,3 +19,7 @@ webhook_body_bytes_max = 64 * 1024
 # so a few minutes are not enough; receipts are remembered at least this long, so a replay
 # inside the window is caught by its digest and one outside by its age.
 webhook_age_max_ms = 60 * 60 * 1_000
+# Every customer's state is published anew this often (`CustomerStore.publish_all`): well
+# inside the gateways' customer_state_age_max_ns (a day), so a live compliance service keeps
+# every known customer trading and a dead one fails them closed within a day.
+customer_state_refresh_s = 3600.0

@@ -47,6 +47,8 @@ WEBHOOK_PATH = "/webhooks/kyc"
 DIGEST_HEADER = "X-Payload-Digest"
 DIGEST_ALG_HEADER = "X-Payload-Digest-Alg"
 DIGEST_ALG = "HMAC_SHA256_HEX"
+# The environment variable the webhook service reads its HMAC secret from (never argv).
+WEBHOOK_SECRET_ENV = "CLEARLINE_KYC_WEBHOOK_SECRET"
 # Who the audit log names for the vendor's changes.
 VENDOR_ACTOR = "kyc_vendor"
 # Our customer ids as the vendor echoes them: ASCII digits that fit a bigint.
