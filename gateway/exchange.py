@@ -307,7 +307,10 @@ async def exchange_running(
         ("--port", str(kyc_port)),
         env={WEBHOOK_SECRET_ENV: kyc_webhook_secret(data_dir)},
     )  # fmt: skip
-    consumers = (ledger, monitoring, dashboard, kyc) if options.with_ledger else ()
+    cases = consumer_supervisor(
+        "cases", "compliance.cases", nats_url, database_url, topology, data_dir
+    )
+    consumers = (ledger, monitoring, cases, dashboard, kyc) if options.with_ledger else ()
     services = (engine, *consumers)
     for service in services:
         service.start()

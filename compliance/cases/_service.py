@@ -626,6 +626,36 @@ class CaseService:
 
         return await self._decide(officer, "read_document", target, {}, body)
 
+    async def list_cases(
+        self, status: CaseStatus | str | None = None, limit: int = 100
+    ) -> list[CaseView]:
+        """Cases, newest first, optionally of one status (no alerts, notes or history).
+
+        Raises
+        ------
+        CaseError
+            ``input_must_be_valid``: an unknown status or a limit out of range.
+        """
+        try:
+            chosen = None if status is None else CaseStatus(status)
+        except ValueError:
+            raise CaseError(CaseOutcome.input_must_be_valid, f"no case status {status!r}") from None
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= list_rows_max:
+            raise CaseError(CaseOutcome.input_must_be_valid, f"limit must be 1..{list_rows_max}")
+        where = "" if chosen is None else " WHERE status = %s"
+        params: tuple[Any, ...] = () if chosen is None else (chosen.value,)
+        async with self._lock:
+            cursor = await self._conn.execute(
+                "SELECT case_id, account_id, status, opened_by, opened_at FROM cases.cases"
+                f"{where} ORDER BY case_id DESC LIMIT %s",
+                (*params, limit),
+            )
+            rows = await cursor.fetchall()
+        return [
+            CaseView(case_id, account_id, CaseStatus(status_), opened_by, opened_at)
+            for case_id, account_id, status_, opened_by, opened_at in rows
+        ]
+
     async def get_case(self, case_id: int) -> CaseView:
         """A case with its alerts, notes, documents, drafts and history.
 

@@ -388,6 +388,17 @@ class CustomerStore:
             rows = await cursor.fetchall()
         return [ReviewDue(customer_id=r[0], next_review_on=r[1], risk_level=r[2]) for r in rows]
 
+    async def kyc_pending(self, limit: int) -> list[Customer]:
+        """Customers whose KYC is pending (waiting for the vendor or an officer), oldest first."""
+        async with self._lock:
+            cursor = await self._conn.execute(
+                f"SELECT {_COLUMNS} FROM customers.customers WHERE kyc_status = 'pending'"
+                " ORDER BY customer_id LIMIT %s",
+                (limit,),
+            )
+            rows = await cursor.fetchall()
+        return [_customer_of(row) for row in rows]
+
     async def receipt_seen(self, body_sha256: bytes) -> bool:
         """Whether a webhook body with this SHA-256 was already applied. O(1)."""
         async with self._lock:

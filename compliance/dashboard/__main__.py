@@ -48,7 +48,7 @@ async def serve(args: argparse.Namespace, database_url: str) -> int:
     keys = await KeyStore.load(database_url)
     audit = await AuditLog.open(database_url)
     svc = Services(database_url, keys, audit, lists, args.lists_dir)
-    app = create_app(svc, await panels_for(svc, args))
+    app = create_app(svc, *await panels_for(svc, args))
     runner = web.AppRunner(app, access_log=None)  # no query strings (flash texts) in logs
     await runner.setup()
     host, _, port = args.listen.rpartition(":")
@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default="0")
     parser.add_argument("--lists-dir", type=Path, default=default_data_dir())
     parser.add_argument("--no-lists", action="store_true")
+    # The exchange as the FIU knows it, written into every SAR/STR export.
+    parser.add_argument("--rentity-id", default=os.environ.get("CLEARLINE_RENTITY_ID", "DEMO-0"))
+    parser.add_argument("--mlro-first-name", default="Money Laundering")
+    parser.add_argument("--mlro-last-name", default="Reporting Officer")
+    parser.add_argument("--mlro-email", default="mlro@example.invalid")
     args = parser.parse_args(argv)
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,16 +297,22 @@ async def lists_update(request: web.Request) -> web.Response:
     raise back("/lists", message)
 
 
-def create_app(svc: Services, panels: list[Panel] | tuple[Panel, ...] = ()) -> web.Application:
-    """The dashboard application; ``panels`` add pages (method, path, handler)."""
+def create_app(
+    svc: Services,
+    panels: Sequence[Panel] = (),
+    figures: Sequence[tuple[str, FigureProvider]] = (),
+) -> web.Application:
+    """The dashboard application; ``panels`` add pages (method, path, handler) and
+    ``figures`` the overview's cards."""
     app = web.Application(middlewares=[_guard], client_max_size=form_bytes_max)
     app[SERVICES] = svc
     app[SESSIONS] = Sessions()
-    figures: list[tuple[str, FigureProvider]] = [
+    providers: list[tuple[str, FigureProvider]] = [
         ("audit log", _audit_figures),
         ("lists", _list_figures),
+        *figures,
     ]
-    app[OVERVIEW_FIGURES] = figures
+    app[OVERVIEW_FIGURES] = providers
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)

@@ -6,14 +6,17 @@ idle sessions end, data is escaped, and the sanctions-list page loads new lists 
 are whole (a damaged folder leaves the active version in place).
 Method: the aiohttp application on a real test server and PostgreSQL database, driven by an
 HTTP client that keeps cookies like a browser; API keys created with `gateway.auth`; the clock
-is injected to age sessions.
+is injected to age sessions. The case workflow runs through the pages against the real case
+service, alerts ingested as the cases consumer stores them.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from compliance.dashboard import Services, create_app, session_idle_s_max
+from compliance.dashboard._panels import panels_for
 from compliance.screening import ActiveLists, default_data_dir, load_lists
 from engine._codes import Role
 from gateway.auth import AuditLog, KeyStore, create_api_key, ensure_schema
+from tests.compliance.cases_fixtures import make_alert
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +183,102 @@ def test_the_lists_page_loads_whole_lists_and_refuses_damaged_ones(
         assert updates == ["unchanged", "refused"]
 
     run(pg_database, folder, lists_version, scenario)
+
+
+def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
+    pg_database: str, lists_version: Any, tmp_path: Path
+) -> None:
+    """Alerts in, through the pages: assign, dismiss with a reason, escalate to a case, note,
+    draft; the drafter cannot approve (four eyes), a second officer does; filed; the goAML XML
+    downloads and parses. An administrator may look but not decide."""
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(pg_database, autocommit=True) as conn:
+            await ensure_schema(conn)
+            keys = {
+                "alice": await create_api_key(conn, 0, Role.COMPLIANCE_OFFICER, "alice"),
+                "bob": await create_api_key(conn, 0, Role.COMPLIANCE_OFFICER, "bob"),
+                "admin": await create_api_key(conn, 0, Role.ADMIN, "admin"),
+            }
+        audit = await AuditLog.open(pg_database)
+        svc = Services(pg_database, await KeyStore.load(pg_database), audit, None, None)
+        args = argparse.Namespace(
+            rentity_id="4711", mlro_first_name="Maria", mlro_last_name="Schmidt",
+            mlro_email="mlro@example.com",
+        )  # fmt: skip
+        panels, figures = await panels_for(svc, args)
+        cases: Any = svc.extra["cases"]
+        await cases.ingest([make_alert(1), make_alert(2, severity="critical")])
+        try:
+            async with TestClient(TestServer(create_app(svc, panels, figures))) as client:
+                await officer_flow(client, keys)
+        finally:
+            for close in svc.extra["closers"]:
+                await close()
+            await audit.close()
+
+    async def post(client: TestClient, path: str, **data: str) -> str:
+        token = await csrf_of(client, "/alerts")
+        reply = await client.post(path, data={"csrf": token, **data})
+        assert reply.status == 200, await reply.text()
+        return await reply.text()
+
+    async def officer_flow(client: TestClient, keys: dict[str, str]) -> None:
+        await sign_in(client, keys["admin"])
+        page = await (await client.get("/alerts")).text()
+        assert "large withdrawal #1" in page and "large withdrawal #2" in page
+        # An administrator reads, but the case service takes decisions from officers only.
+        refused = await post(client, "/alerts/assign", alert_id="VASP-001:7:ev:0:1")
+        assert "actor_must_be_compliance_officer" in refused
+        await post(client, "/logout")
+
+        await sign_in(client, keys["alice"])
+        home = await (await client.get("/")).text()
+        assert "open alerts: critical" in home
+        for n in (1, 2):
+            page = await post(client, "/alerts/assign", alert_id=f"VASP-001:7:ev:0:{n}")
+            assert '<div class="flash">assigned</div>' in page
+        dismissed = await post(
+            client, "/alerts/dismiss", alert_id="VASP-001:7:ev:0:1",
+            reason_code="expected_activity_documented", reason="payroll, documented",
+        )  # fmt: skip
+        assert "dismissed" in dismissed
+        token = await csrf_of(client, "/alerts")
+        escalated = await client.post(
+            "/alerts/escalate",
+            data={"csrf": token, "alert_id": "VASP-001:7:ev:0:2", "case_id": "", "reason": "odd"},
+            allow_redirects=False,
+        )
+        case_path = escalated.headers["Location"].split("?")[0]
+        assert case_path.startswith("/cases/")
+        await post(client, f"{case_path}/investigate", reason="looking")
+        await post(client, f"{case_path}/notes", body="Called the customer <b>twice</b>.")
+        case_page = await post(
+            client, f"{case_path}/drafts", jurisdiction="DE",
+            narrative="Structured withdrawals to a mixer.", reason="threshold met",
+        )  # fmt: skip
+        assert "&lt;b&gt;twice&lt;/b&gt;" in case_page and "SAR drafted" in case_page
+        draft_id = re.search(r'action="/drafts/(\d+)/approve"', case_page)
+        assert draft_id, case_page
+        approve = f"/drafts/{draft_id.group(1)}/approve"
+        assert "approver_must_not_be_drafter" in await post(client, approve, reason="mine")
+        await post(client, "/logout")
+
+        await sign_in(client, keys["bob"])
+        assert "approved" in await post(client, approve, reason="second pair of eyes")
+        filed = await post(
+            client, f"/drafts/{draft_id.group(1)}/file", fiu_reference="FIU-2026-77",
+            reason="sent through goAML",
+        )  # fmt: skip
+        assert "marked filed" in filed
+        xml = await client.get(f"/drafts/{draft_id.group(1)}.xml")
+        assert xml.headers["Content-Disposition"].startswith("attachment")
+        report = ET.fromstring(await xml.read())
+        assert report.tag == "report" and report.findtext("rentity_id") == "4711"
+        assert "Structured withdrawals" in (report.findtext("reason") or "")
+        deadlines = await (await client.get("/reports")).text()
+        assert "SAR/STR deadlines" in deadlines
+        customers = await (await client.get("/customers")).text()
+        assert "KYC pending" in customers
+
+    asyncio.run(main())
