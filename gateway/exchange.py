@@ -299,7 +299,7 @@ async def exchange_running(
         dashboard_listen = f"{dashboard_listen[:-2]}:{free_port()}"
     dashboard = consumer_supervisor(
         "dashboard", "compliance.dashboard", nats_url, database_url, topology, data_dir,
-        ("--listen", dashboard_listen),
+        ("--listen", dashboard_listen, "--records-dir", str(data_dir / "records")),
     )  # fmt: skip
     kyc_port = free_port()
     kyc = consumer_supervisor(

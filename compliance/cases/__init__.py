@@ -16,7 +16,7 @@ from compliance.cases._deadlines import (
     detection_date,
     without_delay_days,
 )
-from compliance.cases._documents import DocumentStore, PgDocumentStore
+from compliance.cases._documents import DocumentStore, PgDocumentStore, RecordDocumentStore
 from compliance.cases._goaml import (
     ReportContent,
     ReportingEntity,
@@ -91,6 +91,7 @@ __all__ = [
     "IllegalTransition",
     "NoteView",
     "PgDocumentStore",
+    "RecordDocumentStore",
     "ReportCode",
     "ReportContent",
     "ReportTransaction",

@@ -1,8 +1,9 @@
 """Where case documents' bytes live, behind a small interface.
 
-`PgDocumentStore` keeps them in a table of ours for now; the encrypted record store
-(`compliance.records.RecordStore`) will replace it behind the same two calls. The case keeps
-each document's SHA-256 and size itself, and checks them on every read, whatever the store.
+`RecordDocumentStore` keeps them as encrypted compliance records (`compliance.records`), which
+is what a running exchange uses; `PgDocumentStore` keeps them in a plain table of ours (tests,
+and a deployment without a records key ring). The case keeps each document's SHA-256 and size
+itself, and checks them on every read, whatever the store.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hashlib
 from typing import Any, Protocol
 
 import psycopg
+
+from compliance.records import RecordNotFound, RecordStore
 
 
 class DocumentStore(Protocol):
@@ -61,3 +64,31 @@ class PgDocumentStore:
             )
             row = await cursor.fetchone()
         return None if row is None else bytes(row[0])
+
+
+class RecordDocumentStore:
+    """Case documents as compliance records: encrypted at rest, checksummed on every read,
+    retained per jurisdiction (`compliance.records.RecordStore`). The reference is the record
+    id; the case service records who read which document, the record store's access log that
+    the case service did.
+    """
+
+    record_type = "case_document"
+
+    def __init__(self, records: RecordStore, jurisdiction: str) -> None:
+        self._records = records
+        self._jurisdiction = jurisdiction
+
+    async def put(self, content: bytes) -> str:
+        record_id = await self._records.put(
+            self.record_type, self._jurisdiction, "case", content, "compliance.cases"
+        )
+        return str(record_id)
+
+    async def get(self, ref: str) -> bytes | None:
+        if not ref.isdigit():
+            return None
+        try:
+            return await self._records.get(int(ref), "compliance.cases", "case document read")
+        except RecordNotFound:
+            return None

@@ -79,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default="0")
     parser.add_argument("--lists-dir", type=Path, default=default_data_dir())
     parser.add_argument("--no-lists", action="store_true")
+    parser.add_argument(
+        "--records-dir",
+        type=Path,
+        default=None,
+        help="key ring folder: case documents are then stored as encrypted records",
+    )
+    parser.add_argument("--jurisdiction", default="EU", help="whose retention rules apply")
     # The exchange as the FIU knows it, written into every SAR/STR export.
     parser.add_argument("--rentity-id", default=os.environ.get("CLEARLINE_RENTITY_ID", "DEMO-0"))
     parser.add_argument("--mlro-first-name", default="Money Laundering")

@@ -81,11 +81,14 @@ def button(label: str) -> str:
     return f"<button type=submit>{esc(label)}</button>"
 
 
-def form(action: str, session: Session, inner: str, *, inline: bool = True) -> str:
-    """A POST form carrying the session's CSRF token."""
+def form(
+    action: str, session: Session, inner: str, *, inline: bool = True, multipart: bool = False
+) -> str:
+    """A POST form carrying the session's CSRF token (``multipart`` for file uploads)."""
     css = ' class="inline"' if inline else ""
+    encoding = " enctype=multipart/form-data" if multipart else ""
     return (
-        f'<form method=post action="{esc(action)}"{css}>'
+        f'<form method=post action="{esc(action)}"{css}{encoding}>'
         f'<input type=hidden name=csrf value="{esc(session.csrf)}">{inner}</form>'
     )
 

@@ -12,5 +12,6 @@ session_s_max = 10 * 60 * 60
 sessions_max = 1_000
 # Rows on one listing page: enough to triage, small enough to render at once.
 page_rows_max = 200
-# Form bodies larger than this are refused: no form here needs more (a note, a narrative).
-form_bytes_max = 64 * 1024
+# Request bodies larger than this are refused: a case document (compliance.cases'
+# document_bytes_max, 16 MiB) and its form fields; every other form is far smaller.
+form_bytes_max = 16 * 1024 * 1024 + 64 * 1024

@@ -9,6 +9,7 @@ refused decision comes back to the page as its stable outcome name, and changes 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 from collections import Counter
 from typing import Any
@@ -22,7 +23,9 @@ from compliance.cases import (
     CaseService,
     CaseStatus,
     DismissReason,
+    DocumentStore,
     PgDocumentStore,
+    RecordDocumentStore,
     ReportingEntity,
     ensure_schema,
 )
@@ -38,6 +41,8 @@ from compliance.dashboard._app import (
 )
 from compliance.dashboard._html import button, esc, form, table
 from compliance.dashboard._limits import page_rows_max
+from compliance.records import RecordStore, open_key_ring
+from compliance.records import ensure_schema as ensure_records_schema
 
 # Drafts shown on the deadlines page: those due within this many days (and every overdue one).
 deadline_horizon_days = 30
@@ -218,8 +223,9 @@ async def case_page(request: web.Request) -> web.Response:
     )
     documents = table(
         ("name", "type", "bytes", "sha256", "by"),
-        ((esc(d.name), esc(d.media_type), f"{d.size_bytes:,}", f"<code>{d.sha256_hex}</code>",
-          esc(d.added_by)) for d in case.documents),
+        ((f'<a href="/documents/{d.document_id}">{esc(d.name)}</a>', esc(d.media_type),
+          f"{d.size_bytes:,}", f"<code>{d.sha256_hex}</code>", esc(d.added_by))
+         for d in case.documents),
         numeric=(2,),
     )
 
@@ -263,6 +269,13 @@ async def case_page(request: web.Request) -> web.Response:
         + form(f"{path}/notes", session,
                "<textarea name=body rows=3 cols=60 required></textarea>" + button("Add note"),
                inline=False)
+        + form(
+            f"{path}/documents",
+            session,
+            "<input type=file name=file required> " + button("Attach document"),
+            inline=False,
+            multipart=True,
+        )
         + form(
             f"{path}/drafts",
             session,
@@ -314,6 +327,36 @@ async def case_draft(request: web.Request) -> web.Response:
         _field(posted, "reason"),
     )
     return await _decide(request, f"/cases/{case_id}", "SAR drafted", decision)
+
+
+async def case_document(request: web.Request) -> web.Response:
+    case_id, posted = _case_id(request), await request.post()
+    upload = posted.get("file")
+    if not isinstance(upload, web.FileField):
+        raise back(f"/cases/{case_id}", "refused: choose a file to attach")
+    decision = _cases(request).add_document(
+        session_of(request).identity,
+        case_id,
+        upload.filename,
+        upload.content_type or "application/octet-stream",
+        upload.file.read(),
+    )
+    return await _decide(request, f"/cases/{case_id}", "document attached", decision)
+
+
+async def document_download(request: web.Request) -> web.Response:
+    text = request.match_info["document_id"]
+    if not text.isdigit():
+        raise web.HTTPNotFound(text="no such document")
+    try:
+        content = await _cases(request).read_document(session_of(request).identity, int(text))
+    except CaseError as exc:
+        raise back("/cases", f"refused: {exc}") from None
+    return web.Response(
+        body=content,
+        content_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="document-{text}"'},
+    )
 
 
 def _draft_id(request: web.Request) -> int:
@@ -455,12 +498,25 @@ async def panels_for(
     pages and overview figures."""
     async with await psycopg.AsyncConnection.connect(svc.database_url, autocommit=True) as conn:
         await ensure_schema(conn)
-    documents = await PgDocumentStore.open(svc.database_url)
+    closers = svc.extra.setdefault("closers", [])
+    documents: DocumentStore
+    if getattr(args, "records_dir", None) is not None:
+        # Case documents as encrypted records, under the key ring of the records folder.
+        async with await psycopg.AsyncConnection.connect(svc.database_url, autocommit=True) as conn:
+            await ensure_records_schema(conn)
+        key_ring = await asyncio.to_thread(open_key_ring, args.records_dir)
+        records = await RecordStore.open(svc.database_url, key_ring)
+        documents = RecordDocumentStore(records, args.jurisdiction)
+        closers.append(records.close)
+    else:
+        plain = await PgDocumentStore.open(svc.database_url)
+        documents = plain
+        closers.append(plain.close)
     cases = await CaseService.open(svc.database_url, svc.audit, documents, reporting_entity(args))
     # The customer records publish what changes; the dashboard only reads them, so no publisher.
     customers = await CustomerStore.open(svc.database_url, svc.audit)
     svc.extra.update(cases=cases, customers=customers)
-    svc.extra.setdefault("closers", []).extend([cases.close, documents.close, customers.close])
+    closers.extend([cases.close, customers.close])
     return PANELS, FIGURES
 
 
@@ -475,6 +531,8 @@ PANELS: list[Panel] = [
     ("POST", "/cases/{case_id}/close", case_close),
     ("POST", "/cases/{case_id}/notes", case_note),
     ("POST", "/cases/{case_id}/drafts", case_draft),
+    ("POST", "/cases/{case_id}/documents", case_document),
+    ("GET", "/documents/{document_id}", document_download),
     ("POST", "/drafts/{draft_id}/approve", draft_approve),
     ("POST", "/drafts/{draft_id}/file", draft_file),
     ("POST", "/drafts/{draft_id}/reject", draft_reject),

@@ -32,6 +32,7 @@ from compliance.records._keys import (
     create_master_key_file,
     load_key_ring,
     load_master_key,
+    open_key_ring,
     save_key_ring,
 )
 from compliance.records._limits import (
@@ -96,6 +97,7 @@ __all__ = [
     "load_key_ring",
     "load_master_key",
     "name_chars_max",
+    "open_key_ring",
     "payload_bytes_max",
     "purge_batch_max",
     "purpose_chars_max",

@@ -201,3 +201,23 @@ def load_key_ring(path: Path, master_key: bytes) -> KeyRing:
     except msgspec.DecodeError as exc:
         raise KeyRingError(f"{path} decrypts but is not a key ring: {exc}") from None
     return KeyRing(stored.keys, stored.current_key_id)
+
+
+def open_key_ring(records_dir: Path, environ: Mapping[str, str] | None = None) -> KeyRing:
+    """The key ring of ``records_dir``, created (with a master key file, unless the master key
+    is in the environment) on first use: what a service that stores records calls at start.
+
+    Raises
+    ------
+    KeyRingError
+        The ring or the master key exists but cannot be read (never replaced silently: records
+        under the old keys would become unreadable).
+    """
+    ring_path = records_dir / KEY_RING_FILE
+    if not ring_path.exists():
+        records_dir.mkdir(parents=True, exist_ok=True)
+        env = os.environ if environ is None else environ
+        if not env.get(MASTER_KEY_ENV) and not (records_dir / MASTER_KEY_FILE).exists():
+            create_master_key_file(records_dir)
+        save_key_ring(KeyRing.generate(), ring_path, load_master_key(records_dir, environ))
+    return load_key_ring(ring_path, load_master_key(records_dir, environ))

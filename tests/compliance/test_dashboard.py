@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -204,7 +205,7 @@ def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
         svc = Services(pg_database, await KeyStore.load(pg_database), audit, None, None)
         args = argparse.Namespace(
             rentity_id="4711", mlro_first_name="Maria", mlro_last_name="Schmidt",
-            mlro_email="mlro@example.com",
+            mlro_email="mlro@example.com", records_dir=tmp_path / "records", jurisdiction="DE",
         )  # fmt: skip
         panels, figures = await panels_for(svc, args)
         cases: Any = svc.extra["cases"]
@@ -258,6 +259,22 @@ def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
             narrative="Structured withdrawals to a mixer.", reason="threshold met",
         )  # fmt: skip
         assert "&lt;b&gt;twice&lt;/b&gt;" in case_page and "SAR drafted" in case_page
+        # A document is stored as an encrypted record: the database never holds its bytes.
+        secret_text = b"passport scan of the customer, page 1"
+        upload = aiohttp.FormData()
+        upload.add_field("csrf", await csrf_of(client, case_path))
+        upload.add_field("file", secret_text, filename="passport.txt", content_type="text/plain")
+        attached = await client.post(f"{case_path}/documents", data=upload)
+        assert "document attached" in await attached.text()
+        link = re.search(r'href="(/documents/\d+)"', await (await client.get(case_path)).text())
+        assert link
+        assert await (await client.get(link.group(1))).read() == secret_text
+        async with await psycopg.AsyncConnection.connect(pg_database) as conn:
+            cursor = await conn.execute("SELECT count(*) FROM cases.document_bytes")
+            assert await cursor.fetchone() == (0,)
+            dump = await conn.execute("SELECT ciphertext FROM compliance_records")
+            stored = [bytes(row[0]) for row in await dump.fetchall()]
+        assert len(stored) == 1 and secret_text not in stored[0]
         draft_id = re.search(r'action="/drafts/(\d+)/approve"', case_page)
         assert draft_id, case_page
         approve = f"/drafts/{draft_id.group(1)}/approve"
