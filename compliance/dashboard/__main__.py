@@ -15,13 +15,16 @@ import signal
 import sys
 from pathlib import Path
 
+import nats
 import psycopg
 from aiohttp import web
 
 from compliance.dashboard._app import Services, create_app
 from compliance.dashboard._panels import panels_for
 from compliance.screening import ActiveLists, ListFileError, default_data_dir, load_lists
+from engine.topology import Topology
 from gateway.auth import AuditLog, KeyStore, ensure_schema
+from ledger.alerts import Alert, raise_alert
 
 log = logging.getLogger("clearline.compliance.dashboard")
 
@@ -47,7 +50,13 @@ async def serve(args: argparse.Namespace, database_url: str) -> int:
             log.error("sanctions lists not loaded: %s", exc)
     keys = await KeyStore.load(database_url)
     audit = await AuditLog.open(database_url)
-    svc = Services(database_url, keys, audit, lists, args.lists_dir)
+    nc = await nats.connect(args.nats_url, max_reconnect_attempts=-1)
+    topology = Topology(args.prefix, args.shard)
+
+    async def alert(item: Alert) -> None:
+        await raise_alert(nc, topology, item)
+
+    svc = Services(database_url, keys, audit, lists, args.lists_dir, alert=alert)
     app = create_app(svc, *await panels_for(svc, args))
     runner = web.AppRunner(app, access_log=None)  # no query strings (flash texts) in logs
     await runner.setup()
@@ -68,6 +77,7 @@ async def serve(args: argparse.Namespace, database_url: str) -> int:
         for close in svc.extra.get("closers", []):
             await close()
         await audit.close()
+        await nc.close()
     return 0
 
 

@@ -28,6 +28,7 @@ from compliance.records import verify_chain
 from compliance.screening import ActiveLists, source_counts
 from engine._codes import Role
 from gateway.auth import AuditLog, KeyStore
+from ledger.alerts import Alert
 
 log = logging.getLogger("clearline.compliance.dashboard")
 
@@ -49,6 +50,8 @@ class Services:
     secure_cookies: bool = False
     clock: Callable[[], float] = time.time
     extra: dict[str, Any] = field(default_factory=dict)  # other stores, by name
+    # Raises an operational alert (`ledger.alerts.raise_alert` on NATS); None: logs only.
+    alert: Callable[[Alert], Awaitable[None]] | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -291,8 +294,17 @@ async def lists_update(request: web.Request) -> web.Response:
         "accept_shrink": accept,
     }
     await audit(request, "screening_lists_update", str(folder), detail, result.outcome)
-    if result.outcome == "refused":
-        log.error("sanctions list update refused: %s", result.reason)
+    if result.outcome == "refused" and svc.alert is not None:
+        # Operational: screening goes on with the previous lists; someone must fix the files.
+        await svc.alert(
+            Alert(
+                source="compliance.screening",
+                kind="list_update_refused",
+                severity="critical",
+                summary=f"sanctions list update refused, previous version stays: {result.reason}",
+                evidence=detail,
+            )
+        )
     message = f"{result.outcome}: {result.reason or result.active_version_id}"
     raise back("/lists", message)
 

@@ -31,6 +31,7 @@ from compliance.dashboard._panels import panels_for
 from compliance.screening import ActiveLists, default_data_dir, load_lists
 from engine._codes import Role
 from gateway.auth import AuditLog, KeyStore, create_api_key, ensure_schema
+from ledger.alerts import Alert
 from tests.compliance.cases_fixtures import make_alert
 
 
@@ -50,7 +51,13 @@ class Clock:
 Scenario = Callable[[TestClient, dict[str, str], "Clock"], Awaitable[None]]
 
 
-def run(pg_database: str, lists_dir: Path, version: Any, scenario: Scenario) -> None:
+def run(pg_database: str, lists_dir: Path, version: Any, scenario: Scenario) -> list[Alert]:
+    """Run the scenario against a fresh dashboard; returns the operational alerts it raised."""
+    raised: list[Alert] = []
+
+    async def collect(alert: Alert) -> None:
+        raised.append(alert)
+
     async def main() -> None:
         async with await psycopg.AsyncConnection.connect(pg_database, autocommit=True) as conn:
             await ensure_schema(conn)
@@ -63,7 +70,13 @@ def run(pg_database: str, lists_dir: Path, version: Any, scenario: Scenario) -> 
         lists = ActiveLists.__new__(ActiveLists)
         lists.version, lists.index = version, None  # the pages read the version only
         svc = Services(
-            pg_database, await KeyStore.load(pg_database), audit, lists, lists_dir, clock=clock
+            pg_database,
+            await KeyStore.load(pg_database),
+            audit,
+            lists,
+            lists_dir,
+            clock=clock,
+            alert=collect,
         )
         try:
             async with TestClient(TestServer(create_app(svc))) as client:
@@ -72,6 +85,7 @@ def run(pg_database: str, lists_dir: Path, version: Any, scenario: Scenario) -> 
             await audit.close()
 
     asyncio.run(main())
+    return raised
 
 
 async def sign_in(client: TestClient, key: str) -> Any:
@@ -183,7 +197,9 @@ def test_the_lists_page_loads_whole_lists_and_refuses_damaged_ones(
         updates = [outcome for _, action, outcome in rows if action == "screening_lists_update"]
         assert updates == ["unchanged", "refused"]
 
-    run(pg_database, folder, lists_version, scenario)
+    [alert] = run(pg_database, folder, lists_version, scenario)
+    assert (alert.kind, alert.severity) == ("list_update_refused", "critical")
+    assert "UN_consolidated.xml" in alert.summary
 
 
 def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
