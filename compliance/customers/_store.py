@@ -522,6 +522,28 @@ class CustomerStore:
             )
         return result
 
+    async def rescreen_all(
+        self, index: ScreeningIndex, actor: str
+    ) -> list[tuple[Customer, ScreeningResult]]:
+        """Screen every customer against a new list version (`screen` each: audited, strong
+        hits flagged); returns the customers this newly flagged, with their evidence.
+
+        O(customers x one screening).
+        """
+        async with self._lock:
+            cursor = await self._conn.execute(
+                "SELECT customer_id FROM customers.customers ORDER BY customer_id"
+            )
+            ids = [row[0] for row in await cursor.fetchall()]
+        flagged = []
+        for customer_id in ids:
+            before = await self.get(customer_id)
+            result = await self.screen(customer_id, index, actor)
+            after = await self.get(customer_id)
+            if after.sanctioned and not before.sanctioned:
+                flagged.append((after, result))
+        return flagged
+
     async def update_profile(
         self, customer_id: int, profile: NewCustomer, actor: str, reason: str
     ) -> Customer:

@@ -19,8 +19,10 @@ import nats
 import psycopg
 from aiohttp import web
 
+from compliance.alerts import ALERT_ENCODER, ComplianceAlert
 from compliance.dashboard._app import Services, create_app
 from compliance.dashboard._panels import panels_for
+from compliance.monitoring import ensure_alerts_stream
 from compliance.screening import ActiveLists, ListFileError, default_data_dir, load_lists
 from engine.topology import Topology
 from gateway.auth import AuditLog, KeyStore, ensure_schema
@@ -56,7 +58,19 @@ async def serve(args: argparse.Namespace, database_url: str) -> int:
     async def alert(item: Alert) -> None:
         await raise_alert(nc, topology, item)
 
-    svc = Services(database_url, keys, audit, lists, args.lists_dir, alert=alert)
+    js = nc.jetstream()
+    await ensure_alerts_stream(js, topology)
+
+    async def publish_alert(item: ComplianceAlert) -> None:
+        await js.publish(
+            topology.compliance_alerts_subject,
+            ALERT_ENCODER.encode(item),
+            headers={"Nats-Msg-Id": item.alert_id},
+        )
+
+    svc = Services(
+        database_url, keys, audit, lists, args.lists_dir, alert=alert, publish_alert=publish_alert
+    )
     app = create_app(svc, *await panels_for(svc, args))
     runner = web.AppRunner(app, access_log=None)  # no query strings (flash texts) in logs
     await runner.setup()

@@ -21,11 +21,12 @@ from urllib.parse import urlencode
 import psycopg
 from aiohttp import web
 
+from compliance.alerts import ComplianceAlert, Evidence
 from compliance.dashboard._html import button, cards, esc, form, page, table
 from compliance.dashboard._limits import form_bytes_max, page_rows_max
 from compliance.dashboard._sessions import COOKIE, Session, Sessions, csrf_ok
 from compliance.records import verify_chain
-from compliance.screening import ActiveLists, source_counts
+from compliance.screening import ActiveLists, ScreeningResult, source_counts
 from engine._codes import Role
 from gateway.auth import AuditLog, KeyStore
 from ledger.alerts import Alert
@@ -52,6 +53,8 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)  # other stores, by name
     # Raises an operational alert (`ledger.alerts.raise_alert` on NATS); None: logs only.
     alert: Callable[[Alert], Awaitable[None]] | None = None
+    # Puts a compliance alert on the alerts stream, for the case queue; None: not published.
+    publish_alert: Callable[[ComplianceAlert], Awaitable[None]] | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -294,6 +297,15 @@ async def lists_update(request: web.Request) -> web.Response:
         "accept_shrink": accept,
     }
     await audit(request, "screening_lists_update", str(folder), detail, result.outcome)
+    message = f"{result.outcome}: {result.reason or result.active_version_id}"
+    customers = svc.extra.get("customers")
+    if result.outcome == "activated" and customers is not None:
+        officer = session_of(request).identity.key_id
+        flagged = await customers.rescreen_all(lists.index, officer)
+        for customer, screening in flagged:
+            if svc.publish_alert is not None and customer.profile.account_id is not None:
+                await svc.publish_alert(screening_alert(customer, screening))
+        message += f"; every customer re-screened, {len(flagged)} newly flagged as sanctioned"
     if result.outcome == "refused" and svc.alert is not None:
         # Operational: screening goes on with the previous lists; someone must fix the files.
         await svc.alert(
@@ -305,8 +317,35 @@ async def lists_update(request: web.Request) -> web.Response:
                 evidence=detail,
             )
         )
-    message = f"{result.outcome}: {result.reason or result.active_version_id}"
     raise back("/lists", message)
+
+
+def screening_alert(customer: Any, screening: ScreeningResult) -> ComplianceAlert:
+    """A new sanctions hit after a list update, for the case queue (one per customer and list
+    version: the id says which, so a repeated update raises nothing new)."""
+    best = screening.candidates[0]
+    account_id = customer.profile.account_id
+    return ComplianceAlert(
+        alert_id=f"SCREENING:{account_id}:{screening.list_version_id}",
+        rule_id="SCREENING",
+        rule_version=screening.list_version_id,
+        account_id=account_id,
+        severity="critical",
+        actions=("freeze", "report_immediately"),
+        summary=(
+            f"customer {customer.customer_id} now matches {best.source} {best.entry_id} "
+            f"({best.primary_name[:80]}) at {best.score}"
+        ),
+        evidence=tuple(
+            Evidence(
+                source="screening",
+                ref=f"{screening.list_version_id}/{c.entry_id}",
+                detail={"score": str(c.score), "matched_name": c.matched_name[:200]},
+            )
+            for c in screening.candidates[:5]
+        ),
+        raised_ts_ns=time.time_ns(),
+    )
 
 
 def create_app(

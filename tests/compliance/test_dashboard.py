@@ -33,6 +33,7 @@ from engine._codes import Role
 from gateway.auth import AuditLog, KeyStore, create_api_key, ensure_schema
 from ledger.alerts import Alert
 from tests.compliance.cases_fixtures import make_alert
+from tests.compliance.customers_fixtures import alice
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +316,65 @@ def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
         assert "KYC pending" in customers
 
     asyncio.run(main())
+
+
+def test_a_list_update_rescreens_every_customer_and_queues_new_hits(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """Frank Kakolele Bwambale is listed by the UN only (CDi.002). Onboarded while the active
+    lists lacked his entry, he screens clean; the officer loads the full lists, every customer
+    is re-screened, he is flagged sanctioned and a critical SCREENING alert goes to the case
+    queue."""
+    full = tmp_path / "full"
+    shutil.copytree(
+        default_data_dir(), full, ignore=shutil.ignore_patterns("name_pairs_*", "ivms101_*")
+    )
+    older = tmp_path / "older"
+    shutil.copytree(full, older)
+    un = older / "un_consolidated_2026" / "UN_consolidated.xml"
+    chunks = un.read_text().split("</INDIVIDUAL>")
+    un.write_text("</INDIVIDUAL>".join(c for c in chunks if "CDi.002<" not in c))
+
+    async def main() -> tuple[list[Any], Any]:
+        async with await psycopg.AsyncConnection.connect(pg_database, autocommit=True) as conn:
+            await ensure_schema(conn)
+            key = await create_api_key(conn, 0, Role.COMPLIANCE_OFFICER, "alice")
+        audit = await AuditLog.open(pg_database)
+        published: list[Any] = []
+
+        async def publish(alert: Any) -> None:
+            published.append(alert)
+
+        lists = ActiveLists(await asyncio.to_thread(load_lists, older))
+        svc = Services(
+            pg_database, await KeyStore.load(pg_database), audit, lists, full,
+            publish_alert=publish,
+        )  # fmt: skip
+        args = argparse.Namespace(
+            rentity_id="1", mlro_first_name="M", mlro_last_name="L", mlro_email="m@example.com",
+            records_dir=None, jurisdiction="EU",
+        )  # fmt: skip
+        panels, figures = await panels_for(svc, args)
+        customers: Any = svc.extra["customers"]
+        try:
+            frank = await customers.create(
+                alice(given_names="Frank", family_name="Kakolele Bwambale", account_id=3001),
+                "onboarding", "new customer", screening=lists.index,
+            )  # fmt: skip
+            assert not frank.sanctioned
+            async with TestClient(TestServer(create_app(svc, panels, figures))) as client:
+                await sign_in(client, key)
+                token = await csrf_of(client, "/lists")
+                page = await (await client.post("/lists/update", data={"csrf": token})).text()
+                assert "activated" in page and "1 newly flagged" in page
+            return published, await customers.get(frank.customer_id)
+        finally:
+            for close in svc.extra["closers"]:
+                await close()
+            await audit.close()
+
+    published, frank = asyncio.run(main())
+    assert frank.sanctioned and "CDi.002" in (frank.sanctioned_reason or "")
+    [alert] = published
+    assert alert.rule_id == "SCREENING" and alert.account_id == 3001
+    assert alert.severity == "critical" and "freeze" in alert.actions
