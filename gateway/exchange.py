@@ -392,7 +392,7 @@ async def run_exchange(options: RunOptions, stop: asyncio.Event) -> None:
         async with exchange_running(options, nats_url, database_url) as running:
             print_banner(running)
             await stop.wait()
-            print("stopping: gateway, ledger, engine, servers ...", flush=True)
+            print("stopping: gateway, compliance services, ledger, engine, servers ...", flush=True)
     print("stopped; `make run` again resumes from the journal.", flush=True)
 
 
