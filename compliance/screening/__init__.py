@@ -25,6 +25,7 @@ from compliance.screening._limits import (
     list_shrink_fraction_max,
     name_chars_max,
     name_tokens_max,
+    query_tokens_cached_max,
     scored_names_max,
     typo_block_chars_min,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "name_tokens_max",
     "normalise_address",
     "normalise_name",
+    "query_tokens_cached_max",
     "rescreen",
     "scored_names_max",
     "screen_party",

@@ -17,28 +17,34 @@ Scoring one query name against one listed name (`compare_tokens`):
 The constants below were tuned on the labelled pairs (``python -m compliance.screening
 evaluate``); change them only with that command's figures before and after.
 
-Blocking (`ScreeningIndex`): a listed name is scored only if it shares a token with the query,
-or a token one deletion away (typos), so one name is compared with a few hundred listed names
-rather than all 25,000.
+Screening one name (`ScreeningIndex.screen_name`):
+
+1. Blocking (`compliance.screening._blocking`): a listed name is a candidate only if it shares a
+   token with the query, or a token one deletion away (typos): a few hundred listed names rather
+   than all 25,000.
+2. Bounding (`_score_bounds`): from which tokens of each side have a similar token on the other
+   side at all (`compliance.screening._neighbours` finds every one), an integer the candidate's
+   score cannot exceed; candidates whose bound is below the threshold are never scored.
+3. Scoring, best bound first: `_align` on each remaining candidate, until the bound falls below
+   the lowest of the best ``candidates_max`` entries found. Since the bound is sound, the result
+   is that of scoring every candidate, at the cost of a few dozen alignments at most.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+from functools import lru_cache
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from compliance.screening._addresses import AddressHit, AddressIndex
-from compliance.screening._limits import (
-    block_postings_max,
-    candidates_max,
-    scored_names_max,
-    typo_block_chars_min,
-)
+from compliance.screening._blocking import Evidence, NameBlocks
+from compliance.screening._limits import candidates_max, scored_names_max
 from compliance.screening._model import ListEntry, ListVersion
-from compliance.screening._normalise import LEGAL_FORMS, name_tokens
+from compliance.screening._normalise import name_tokens
 from compliance.screening._similarity import HOW_INITIAL, token_similarity
+from compliance.screening._weights import token_weight as _weight
 
 # Weight of the better-covered side in the score (see `compare_tokens`).
 _covered_weight = 0.7
@@ -52,9 +58,6 @@ _single_token_cap = 0.75
 # (A.B.C. is not C.B.A.). Such a name scores at most this.
 _order_swapped_cap = 0.5
 _PATRONYMIC = frozenset({"bin", "ben", "ibn", "bint", "binti", "ould"})
-# Connecting words that carry no identity.
-_PARTICLES = frozenset({"and", "of", "the", "de", "del", "la", "le", "el", "al", "bin", "ben",
-                        "ibn", "van", "der", "von", "da", "du", "y"})
 # A UN alias graded "low" is often a bare nickname ("Abu Ali"): the same match counts for less.
 _low_quality_penalty = 10
 # The threshold `screen_party` reports from unless told otherwise (chosen on the labelled pairs).
@@ -188,25 +191,59 @@ def _merge_compounds(tokens: tuple[str, ...], other: frozenset[str]) -> tuple[st
     return tuple(out)
 
 
-def _weight(token: str) -> int:
-    # Letters carry the evidence; a legal form or a particle says little about who it is.
-    if token in LEGAL_FORMS or token in _PARTICLES:
-        return 1
-    return len(token)
+Aligned = tuple[float, tuple[str, ...], tuple[str, ...], list[tuple[int, int, float, str]]]
+# The pairs with a positive similarity, as ``(-similarity, i, j, how)`` (sorted, best first).
+Pairs = list[tuple[float, int, int, str]]
 
 
-def _align(
-    query: tuple[str, ...], listed: tuple[str, ...]
-) -> tuple[float, tuple[str, ...], tuple[str, ...], list[tuple[int, int, float, str]]]:
+def _align(query: tuple[str, ...], listed: tuple[str, ...]) -> Aligned:
     """The score as a float, the (merged) tokens and the chosen pairs ``(i, j, sim, how)``."""
     query = _merge_compounds(query, frozenset(listed))
     listed = _merge_compounds(listed, frozenset(query))
-    pairs: list[tuple[float, int, int, str]] = []
+    pairs: Pairs = []
     for i, q in enumerate(query):
         for j, c in enumerate(listed):
             similarity, how = token_similarity(q, c)
             if similarity > 0.0:
                 pairs.append((-similarity, i, j, how))
+    return _settle(query, listed, pairs)
+
+
+def _align_known(
+    query: tuple[str, ...],
+    listed: tuple[str, ...],
+    similar: tuple[dict[str, tuple[float, str]] | None, ...],
+) -> Aligned:
+    """`_align` for a pair the index knows joins no tokens, with each query token's similar
+    listed tokens looked up (``None`` for an initial: compared as in `_align`).
+
+    The same pairs in the same order as `_align`, so the same result, when every map holds
+    exactly the listed tokens with a positive `token_similarity` (`TokenNeighbourhood.similar`).
+    """
+    pairs: Pairs = []
+    for i, found in enumerate(similar):
+        if found is None:
+            q = query[i]
+            for j, c in enumerate(listed):
+                similarity, how = token_similarity(q, c)
+                if similarity > 0.0:
+                    pairs.append((-similarity, i, j, how))
+        else:
+            for j, c in enumerate(listed):
+                hit = found.get(c)
+                if hit is not None:
+                    pairs.append((-hit[0], i, j, hit[1]))
+    return _settle(query, listed, pairs)
+
+
+@lru_cache(maxsize=1 << 16)
+def _weights(tokens: tuple[str, ...]) -> tuple[tuple[int, ...], int]:
+    weights = tuple(_weight(t) for t in tokens)
+    return weights, sum(weights)
+
+
+def _settle(query: tuple[str, ...], listed: tuple[str, ...], pairs: Pairs) -> Aligned:
+    """Pair greedily, best first, each token once, then score the coverage (see module doc)."""
     pairs.sort()
     used_q: set[int] = set()
     used_c: set[int] = set()
@@ -217,10 +254,8 @@ def _align(
         used_q.add(i)
         used_c.add(j)
         chosen.append((i, j, -negative, how))
-    weights_q = [_weight(t) for t in query]
-    weights_c = [_weight(t) for t in listed]
-    weight_q = sum(weights_q)
-    weight_c = sum(weights_c)
+    weights_q, weight_q = _weights(query)
+    weights_c, weight_c = _weights(listed)
     # An initial stands for one letter of the full name it matches, on both sides: "V" may be
     # Viktor, but it says nothing of the other letters.
     coverage_q = sum(
@@ -324,8 +359,41 @@ def compare_names(query: str, listed: str) -> NameMatch:
     return compare_tokens(name_tokens(query), name_tokens(listed))
 
 
-def _deletions(token: str) -> Iterable[str]:
-    return (token[:k] + token[k + 1 :] for k in range(len(token)))
+def _score_bounds(evidence: Evidence, query: tuple[str, ...]) -> npt.NDArray[np.int64]:
+    """For each candidate row, an integer no `_align` score of it can exceed (low aliases included).
+
+    The score is 0.7 * max(coverage) + 0.3 * min(coverage) - 1.5 * min(missing shares), capped;
+    it grows with each coverage and shrinks with each missing share. A coverage is at most the
+    weight of the tokens that have a similar token on the other side at all, times their best
+    similarity (the greedy one-to-one pairing can only do worse; an initial counts one letter,
+    which is less); a missing share is at least the weight of the tokens with no similar token
+    on the other side; a name of one token against one of several is capped as `_align` caps
+    it. A query initial counts as matching (one letter on each side) wherever the
+    listed name has a token of its letter; rows where tokens may be joined
+    (`Evidence.compound`) are not bounded.
+    """
+    weight_q = float(sum(_weight(t) for t in query))
+    initials = evidence.initials
+    coverage_q = np.minimum(1.0, (evidence.query_cover + initials) / weight_q)
+    coverage_c = np.minimum(1.0, (evidence.listed_cover + initials) / evidence.listed_weight)
+    bound = _covered_weight * np.maximum(coverage_q, coverage_c) + (
+        1 - _covered_weight
+    ) * np.minimum(coverage_q, coverage_c)
+    missing_q = np.maximum(0.0, 1.0 - (evidence.query_matchable + initials) / weight_q)
+    # An initial may match any listed token of its letter, so where one can, no listed token
+    # is surely missing.
+    missing_c = np.where(
+        initials > 0, 0.0, np.maximum(0.0, 1.0 - evidence.listed_matchable / evidence.listed_weight)
+    )
+    bound -= _both_missing_penalty * np.minimum(missing_q, missing_c)
+    # One token on either side pairs once at most: the single-token cap applies.
+    single = (len(query) == 1) | (evidence.listed_length == 1)
+    single &= np.maximum(len(query), evidence.listed_length) > 1
+    bound = np.where(single, np.minimum(bound, _single_token_cap), bound)
+    # As `_to_int`, with slack for float rounding in either computation.
+    out = np.clip(np.floor(bound * 100 + 0.5 + 1e-6), 0, 100).astype(np.int64)
+    out[evidence.compound] = 100
+    return out
 
 
 class ScreeningIndex:
@@ -337,9 +405,13 @@ class ScreeningIndex:
 
     Notes
     -----
-    Building is O(total name tokens * token length). Screening one name is O(candidates *
-    tokens^2), candidates being the listed names that share a blocking key with the query.
-    The index is derived only from the version, so it never changes a decision.
+    Building is O(total name tokens * token length). Screening one name blocks candidates (the
+    listed names sharing a token or a one-deletion key with it, `NameBlocks`), bounds each
+    candidate's score from which of its tokens can match at all (`_score_bounds`), and fully
+    scores, best bound first, only those whose bound reaches the threshold and could still enter
+    the best ``candidates_max``: O(candidates) NumPy work and O(scored * tokens^2) Python work.
+    The bound is sound, so skipping changes no result; the index is derived only from the
+    version, so it never changes a decision.
     """
 
     def __init__(self, version: ListVersion) -> None:
@@ -347,7 +419,6 @@ class ScreeningIndex:
         self.addresses = AddressIndex(version)
         # One row per listed name: (entry index, name as listed, its type, its tokens).
         self._names: list[tuple[int, str, str, tuple[str, ...]]] = []
-        postings: dict[str, list[int]] = {}
         for entry_index, entry in enumerate(version.entries):
             names = [(entry.primary_name, "primary")]
             names += [(a.name, a.quality or "alias") for a in entry.aliases]
@@ -357,60 +428,52 @@ class ScreeningIndex:
                 if not tokens or tokens in seen:
                     continue
                 seen.add(tokens)
-                row = len(self._names)
                 self._names.append((entry_index, name, name_type, tokens))
-                for token in set(tokens):
-                    postings.setdefault(token, []).append(row)
-        self._postings = {t: tuple(rows) for t, rows in postings.items()}
-        # Deletion neighbourhood: a key (a token, or it less one letter) -> listed tokens. Two
-        # tokens one edit apart share a key (SymSpell), so typos block without a scan.
-        deletions: dict[str, set[str]] = {}
-        for token in self._postings:
-            if len(token) >= typo_block_chars_min:
-                deletions.setdefault(token, set()).add(token)
-                for key in _deletions(token):
-                    deletions.setdefault(key, set()).add(token)
-        self._deletions = {k: tuple(sorted(v)) for k, v in deletions.items()}
+        self._blocks = NameBlocks([row[3] for row in self._names])
+        # Each row's entry's place in entry id order: results rank ties by entry id.
+        by_id = sorted(range(len(version.entries)), key=lambda k: version.entries[k].id)
+        entry_rank = [0] * len(version.entries)
+        for rank, entry_index in enumerate(by_id):
+            entry_rank[entry_index] = rank
+        self._entry_rank = np.array([entry_rank[row[0]] for row in self._names], dtype=np.int64)
+        self._low_penalty = np.array(
+            [_low_quality_penalty if row[2] == "low" else 0 for row in self._names],
+            dtype=np.int64,
+        )
 
     @property
     def names_indexed(self) -> int:
         """Listed names (primary names and distinct aliases) in the index."""
         return len(self._names)
 
-    def _listed_tokens_near(self, token: str) -> set[str]:
-        near = {token} if token in self._postings else set()
-        if len(token) >= typo_block_chars_min:
-            for key in (token, *_deletions(token)):
-                near.update(self._deletions.get(key, ()))
-        return near
+    def cache_clear(self) -> None:
+        """Forget the per-query-token work (for cold-cache measurements); results are unchanged."""
+        self._blocks.cache_clear()
 
-    def _candidate_rows(self, tokens: tuple[str, ...]) -> list[int]:
-        rare: set[int] = set()
-        frequent: dict[int, int] = {}
-        hit_weight = Counter[int]()
-        for position, token in enumerate(dict.fromkeys(tokens)):
-            if len(token) == 1:
-                continue  # initials block nothing on their own
-            postings = [self._postings[t] for t in sorted(self._listed_tokens_near(token))]
-            weight = _weight(token)
-            hit: set[int] = set()
-            for rows in postings:
-                hit.update(rows)
-            for row in hit:
-                hit_weight[row] += weight
-            if len(hit) <= block_postings_max:
-                rare.update(hit)
-            else:
-                # A common token (with its spelling variants) blocks a name only together
-                # with another query token, or it would pull in a large share of the list.
-                for row in hit:
-                    frequent[row] = frequent.get(row, 0) | 1 << position
-        rare.update(row for row, bits in frequent.items() if bits & (bits - 1))
-        if not rare and len(tokens) == 1:
-            rare.update(frequent)
-        # The names sharing the most query letters first; the rest cannot beat them by much.
-        ranked = sorted(rare, key=lambda row: (-hit_weight[row], row))
-        return ranked[:scored_names_max]
+    def _bounds(self, evidence: Evidence, tokens: tuple[str, ...]) -> npt.NDArray[np.int64]:
+        """`_score_bounds` less the low-quality alias penalty, as `screen_name` applies it."""
+        penalty = self._low_penalty[evidence.rows]
+        return np.maximum(0, _score_bounds(evidence, tokens) - penalty)
+
+    def _ranked_rows(
+        self, tokens: tuple[str, ...], threshold: int
+    ) -> list[tuple[int, int, int, bool]]:
+        """Rows whose bound reaches `threshold`: ``(row, bound, entry rank, may join)``, by
+        bound descending, then entry id, then row (the order results break ties in)."""
+        evidence = self._blocks.evidence(tokens)
+        if not len(evidence.rows):
+            return []
+        bounds = self._bounds(evidence, tokens)
+        keep = bounds >= threshold
+        rows, bounds, compound = evidence.rows[keep], bounds[keep], evidence.compound[keep]
+        ranks = self._entry_rank[rows]
+        order = np.lexsort((rows, ranks, -bounds))
+        return list(
+            zip(
+                rows[order].tolist(), bounds[order].tolist(), ranks[order].tolist(),
+                compound[order].tolist(), strict=True,
+            )
+        )
 
     def screen_name(self, name: str, threshold: int = 0) -> tuple[Candidate, ...]:
         """Candidates for one name, best first.
@@ -419,34 +482,65 @@ class ScreeningIndex:
         ----------
         name : str
         threshold : int
-            Lowest score reported.
+            Lowest score reported, 0-100.
 
         Returns
         -------
         tuple of Candidate
             One per entry (its best-scoring name), score descending then entry id, at most
             ``candidates_max``.
+
+        Raises
+        ------
+        ValueError
+            A threshold outside 0-100.
         """
+        if not 0 <= threshold <= 100:
+            raise ValueError(f"threshold {threshold!r} is not a score from 0 to 100")
         tokens = name_tokens(name)
         if not tokens:
             return ()
-        best: dict[int, tuple[int, int]] = {}
-        for row in self._candidate_rows(tokens):
+        similar = self._blocks.similar_maps(tokens)
+        best: dict[int, tuple[int, int, Aligned]] = {}
+        # The last of the best `candidates_max` entries so far, as (score, entry rank), once
+        # there are that many: rows come by bound, then entry rank, so from the first row that
+        # could not beat it on (score, entry id) none can enter or change the best entries.
+        last_score, last_rank = -1, -1
+        scored = 0
+        for row, bound, rank, may_join in self._ranked_rows(tokens, threshold):
+            if scored >= scored_names_max:
+                break
+            if bound < last_score or (bound == last_score and rank > last_rank):
+                break
             entry_index, _listed, name_type, listed_tokens = self._names[row]
-            score = _to_int(_align(tokens, listed_tokens)[0])
+            current = best.get(entry_index)
+            if current is not None and (current[0], -current[1]) >= (bound, -row):
+                continue  # this entry has a name this one cannot beat
+            if may_join:
+                aligned = _align(tokens, listed_tokens)
+            else:
+                aligned = _align_known(tokens, listed_tokens, similar)
+            scored += 1
+            score = _to_int(aligned[0])
             if name_type == "low":
                 score = max(0, score - _low_quality_penalty)
             if score < threshold:
                 continue
-            current = best.get(entry_index)
             # Higher score wins; on a tie the earlier name (primary before aliases) does.
             if current is None or (score, -row) > (current[0], -current[1]):
-                best[entry_index] = (score, row)
+                best[entry_index] = (score, row, aligned)
+                if len(best) >= candidates_max:
+                    keys = sorted(
+                        (-kept[0], int(self._entry_rank[kept[1]])) for kept in best.values()
+                    )
+                    last_score, last_rank = -keys[candidates_max - 1][0], keys[
+                        candidates_max - 1
+                    ][1]
         ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], self.version.entries[kv[0]].id))
         out: list[Candidate] = []
-        for entry_index, (score, row) in ranked[:candidates_max]:
+        for entry_index, (score, row, aligned) in ranked[:candidates_max]:
             entry: ListEntry = self.version.entries[entry_index]
-            _index, listed_name, name_type, listed_tokens = self._names[row]
+            _index, listed_name, name_type, _tokens = self._names[row]
             out.append(
                 Candidate(
                     entry_id=entry.id,
@@ -457,7 +551,7 @@ class ScreeningIndex:
                     query_name=name,
                     matched_name=listed_name,
                     matched_name_type=name_type,
-                    match=compare_tokens(tokens, listed_tokens),
+                    match=_explain(*aligned),
                 )
             )
         return tuple(out)
@@ -481,7 +575,14 @@ def screen_party(
     Returns
     -------
     ScreeningResult
+
+    Raises
+    ------
+    ValueError
+        A threshold outside 0-100.
     """
+    if not 0 <= threshold <= 100:
+        raise ValueError(f"threshold {threshold!r} is not a score from 0 to 100")
     best: dict[str, Candidate] = {}
     for name in party.names:
         for candidate in index.screen_name(name, threshold):
