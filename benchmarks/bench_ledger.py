@@ -115,6 +115,8 @@ async def run_consumer(nats_url: str, database_url: str, batches: list[EventBatc
                     f" {consumer.transfers_booked:,} transfers"
                 )
         elapsed = time.perf_counter() - started
+        # Writes the ledger's fast path took (ledger/_fast.py); the others took the exact path.
+        fast_path_writes = consumer.ledger.fast_path_writes if consumer.ledger else None
         await consumer.close()
         await js.delete_stream(topology.events_stream)
     finally:
@@ -122,6 +124,7 @@ async def run_consumer(nats_url: str, database_url: str, batches: list[EventBatc
     return {
         "entries": len(batches),
         "transfers": consumer.transfers_booked,
+        "fast_path_writes": fast_path_writes,
         "elapsed_s": round(elapsed, 3),
         "transfers_per_s": round(consumer.transfers_booked / elapsed),
         "entries_per_s": round(len(batches) / elapsed),

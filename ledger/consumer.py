@@ -2,13 +2,14 @@
 once, in journal order.
 
 Transport only: it fetches a round of messages, decodes them, hands them to the posting rules
-(ledger/postings.py) and books the round in one ledger write (`Ledger.commit_events`: one hash
-chain link per event, one transaction per round, so a consumer that is behind catches up in
-large steps), then acknowledges. Exactly once is the Ledger's: each event id is recorded in the
-same PostgreSQL transaction as its transfers, and a message is acknowledged only after that
-transaction commits. So a redelivery (a consumer killed between commit and ack, an ack lost,
-ack_wait passed) finds its event id applied and books nothing again; and a new consumer starts
-from the entry after the last one the ledger booked.
+(ledger/postings.py: the whole round at once, as columns) and books the round in one ledger
+write (`Ledger.commit_events`: one hash chain link per event, one transaction per round, so a
+consumer that is behind catches up in large steps), then acknowledges. Exactly once is the
+Ledger's: each event id is recorded in the same PostgreSQL transaction as its transfers, and a
+message is acknowledged only after that transaction commits. So a redelivery (a consumer
+killed between commit and ack, an ack lost, ack_wait passed) finds its event id applied and
+books nothing again; and a new consumer starts from the entry after the last one the ledger
+booked.
 
 Failures:
 - An undecodable message, or one that is not the EventBatch its stream position says, goes to
@@ -35,6 +36,8 @@ from typing import Any
 
 import msgspec
 import nats
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
@@ -42,11 +45,11 @@ from nats.js.errors import NotFoundError
 from engine._codes import AccountResult, TransferResult
 from engine.messages import EVENTS_DECODER, EventBatch
 from engine.topology import Topology
+from ledger._columns import TransferColumns
 from ledger.alerts import Alert, raise_alert
 from ledger.exceptions import Difference, ExceptionKind, ExceptionQueue
 from ledger.ledger import EventCommit, Ledger
-from ledger.model import Account, Transfer
-from ledger.postings import postings
+from ledger.postings import posting_account, postings_of_batches
 
 log = logging.getLogger("clearline.ledger")
 
@@ -60,13 +63,19 @@ ack_pending_max = 4 * fetch_messages_max
 ack_wait_s = 30.0
 # How long a fetch waits for the first message when the stream is quiet.
 fetch_wait_s = 1.0
+# Account ids remembered as created (8 B each in a set, ~60 B with its overhead); when full the
+# set starts again, and the ids come back as the ledger answers account_exists for them.
+known_accounts_max = 1 << 20
 # Pauses between attempts to reach PostgreSQL again: doubling from the first to the last.
 reconnect_pause_s_min = 0.1
 reconnect_pause_s_max = 5.0
 
 
-# An EventBatch that can be booked, with its postings (ledger/postings.py).
-_Bookable = tuple[EventBatch, list[Account], list[Transfer]]
+# An EventBatch that can be booked, with its transfers (ledger/postings.py).
+_Bookable = tuple[EventBatch, TransferColumns]
+# A round read and decoded: its messages (all to acknowledge once booked), what can be booked,
+# and every account id that names.
+_Round = tuple[list[Any], list[_Bookable], npt.NDArray[np.int64]]
 
 
 class LedgerConsumer:
@@ -92,6 +101,8 @@ class LedgerConsumer:
         # Accounts this consumer has seen created: an event touching only these needs no
         # create_accounts round trip (ledger accounts are never deleted).
         self._known: set[int] = set()
+        # The next round, fetched and decoded while PostgreSQL writes the current one.
+        self._next_round: asyncio.Task[_Round | None] | None = None
         # What it has done, for status lines, metrics and the benchmark.
         self.journal_seq_booked = 0
         self.events_booked = 0
@@ -180,6 +191,7 @@ class LedgerConsumer:
 
     async def close(self) -> None:
         await self.stop()
+        await self._drop_next_round()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -191,35 +203,69 @@ class LedgerConsumer:
 
     async def round(self, *, wait_s: float = fetch_wait_s) -> int:
         """Fetch up to `fetch_messages_max` messages, book them in one ledger write, then
-        acknowledge them. Returns how many were acknowledged."""
+        acknowledge them. Returns how many were acknowledged.
+
+        While PostgreSQL writes one round, the next is fetched and decoded (Python would only
+        wait otherwise); the next call books it, in stream order. When that read found nothing,
+        the call reads again, so a round returns 0 only when nothing came within `wait_s`.
+        """
+        task, self._next_round = self._next_round, None
+        prepared = await task if task is not None else None
+        if prepared is None:
+            prepared = await self._read_round(wait_s)
+            if prepared is None:
+                return 0
+        msgs, bookable, account_ids = prepared
+        if not self._stopping.is_set():
+            self._next_round = asyncio.create_task(self._read_round(wait_s))
         try:
-            msgs = await self._sub.fetch(fetch_messages_max, timeout=wait_s)
-        except (TimeoutError, nats.errors.TimeoutError):
+            booked = await self._handle(bookable, account_ids)
+        except BaseException:
+            await self._drop_next_round()  # the next round is never booked before this one
+            raise
+        if not booked:
+            # Stopped before they were booked: these and the next round are delivered again.
+            await self._drop_next_round()
             return 0
-        if not await self._handle(msgs):
-            return 0  # stopped before they were booked: all are delivered again
         for msg in msgs:
             await msg.ack()
         return len(msgs)
 
-    async def _handle(self, msgs: list[Any]) -> bool:
-        """Dead-letter what cannot be booked, book the rest; retried while PostgreSQL is away
-        (the event ids make a second write of what did land a no-op). False when stopped
-        before the booking was done."""
-        bookable = [parsed for msg in msgs if (parsed := await self._parse(msg)) is not None]
+    async def _read_round(self, wait_s: float) -> _Round | None:
+        """Fetch a round and decode it (dead-lettering what cannot be booked); None when no
+        message came within `wait_s`."""
+        try:
+            msgs = await self._sub.fetch(fetch_messages_max, timeout=wait_s)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return None
+        parsed = [(msg, batch) for msg in msgs if (batch := await self._parse(msg)) is not None]
+        bookable, account_ids = await self._postings(parsed)
+        return msgs, bookable, account_ids
+
+    async def _drop_next_round(self) -> None:
+        """Forget the round read ahead: unacknowledged, its messages are delivered again."""
+        task, self._next_round = self._next_round, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _handle(self, bookable: list[_Bookable], account_ids: npt.NDArray[np.int64]) -> bool:
+        """Book a round; retried while PostgreSQL is away (the event ids make a second write
+        of what did land a no-op). False when stopped before the booking was done."""
         while bookable:
             if self._stopping.is_set():
                 return False
             try:
-                if await self._book(bookable):
+                if await self._book(bookable, account_ids):
                     return True
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
                 log.warning("ledger database failed mid-round (%s); reconnecting", exc)
                 await self._reopen()
         return True
 
-    async def _parse(self, msg: Any) -> _Bookable | None:
-        """The message's EventBatch and postings, or None once it is dead-lettered."""
+    async def _parse(self, msg: Any) -> EventBatch | None:
+        """The message's EventBatch, or None once it is dead-lettered."""
         position = msg.metadata.sequence.stream
         try:
             batch = EVENTS_DECODER.decode(msg.data)
@@ -235,28 +281,47 @@ class LedgerConsumer:
                 f" {position} of shard {self.topology.shard!r}'s events stream",
             )
             return None
-        try:
-            accounts, transfers = postings(batch)
-        except ValueError as exc:  # a row that fits no transfer id: it cannot be booked
-            await self._dead_letter(msg, position, f"EventBatch not bookable: {exc}")
-            return None
-        return batch, accounts, transfers
+        return batch
 
-    async def _book(self, bookable: list[_Bookable]) -> bool:
+    async def _postings(
+        self, parsed: list[tuple[Any, EventBatch]]
+    ) -> tuple[list[_Bookable], npt.NDArray[np.int64]]:
+        """The round's transfers and the accounts they name; the whole round at once, or,
+        when a batch cannot be booked, one batch at a time so that only it is dead-lettered."""
+        batches = [batch for _, batch in parsed]
+        try:
+            account_ids, columns = postings_of_batches(batches)
+            return list(zip(batches, columns, strict=True)), account_ids
+        except ValueError:
+            pass
+        bookable: list[_Bookable] = []
+        named: list[npt.NDArray[np.int64]] = []
+        for msg, batch in parsed:
+            try:
+                ids, [transfers] = postings_of_batches([batch])
+            except ValueError as exc:  # a row that fits no transfer id: it cannot be booked
+                position = msg.metadata.sequence.stream
+                await self._dead_letter(msg, position, f"EventBatch not bookable: {exc}")
+                continue
+            bookable.append((batch, transfers))
+            named.append(ids)
+        return bookable, np.unique(np.concatenate(named)) if named else np.empty(0, np.int64)
+
+    async def _book(self, bookable: list[_Bookable], account_ids: npt.NDArray[np.int64]) -> bool:
         """Book in one ledger write; False when there is no ledger to write to (stopping)."""
         if self.ledger is None:
             await self._reopen()
             if self.ledger is None:
                 return False
         # Accounts first, in their own transaction: creating one again is a no-op.
-        unknown = {
-            a.id: a for _, accounts, _ in bookable for a in accounts if a.id not in self._known
-        }
+        unknown = [i for i in account_ids.tolist() if i not in self._known]
         if unknown:
-            created = await self.ledger.create_accounts(list(unknown.values()))
+            created = await self.ledger.create_accounts([posting_account(i) for i in unknown])
             wrong = [(i, r) for i, r in created if r != AccountResult.account_exists]
             if wrong:  # the posting rules made an account the ledger refuses: a bug, not data
                 raise RuntimeError(f"ledger refused accounts: {wrong}")
+            if len(self._known) + len(unknown) > known_accounts_max:
+                self._known.clear()
             self._known.update(unknown)
         events = [
             EventCommit(
@@ -265,11 +330,11 @@ class LedgerConsumer:
                 transfers=transfers,
                 ts_ns=batch.ts_ns,
             )
-            for batch, _, transfers in bookable
+            for batch, transfers in bookable
         ]
         outcomes = await self.ledger.commit_events(events)
         now_ns = time.time_ns()
-        for (batch, _, transfers), outcome in zip(bookable, outcomes, strict=True):
+        for (batch, transfers), outcome in zip(bookable, outcomes, strict=True):
             # An event applied before (a redelivery) books nothing, and reports nothing again.
             self.events_redelivered += outcome.event_already_applied
             refused = [] if outcome.event_already_applied else outcome.results
@@ -285,7 +350,7 @@ class LedgerConsumer:
     async def _report_refused(
         self,
         batch: EventBatch,
-        transfers: list[Transfer],
+        transfers: TransferColumns,
         refused: list[tuple[int, TransferResult]],
     ) -> None:
         differences = [
@@ -347,4 +412,4 @@ class LedgerConsumer:
         )
 
 
-__all__ = ["CONSUMER", "LedgerConsumer", "fetch_messages_max"]
+__all__ = ["CONSUMER", "LedgerConsumer", "fetch_messages_max", "known_accounts_max"]

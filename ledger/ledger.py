@@ -10,6 +10,15 @@ balances, the refused ids and the commit's hash-chain link (`ledger.chain`). Pos
 truth: when a write fails the caches are dropped and reloaded from it, and a new `Ledger` on the
 same schema carries on where the last one stopped, old ids included.
 
+Two paths decide, with the same results. The exact path checks one transfer at a time, in
+Python (`_decide`). The fast path (ledger/_fast.py) takes a whole write of plain transfers and
+linked chains (the consumer's rounds: `TransferColumns`, no object per transfer) and proves with
+NumPy that every one of them would be applied: shapes, accounts, ledgers, running balances
+against both protections, and, with one query on the write's id range, that no id is stored or
+refused already. Then it writes exactly the rows, balances and hash-chain links the exact path
+would (one COPY built from the arrays); when any transfer might fail, or the write holds a hold,
+a post or a void, the exact path decides the whole write instead.
+
 Transfer results are checked in the order of their numbers (`TransferResult`, 50xx) and the
 first failing check is the result. Where TigerBeetle leaves a choice, this ledger decides:
 
@@ -30,17 +39,22 @@ first failing check is the result. Where TigerBeetle leaves a choice, this ledge
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 import msgspec
+import numpy as np
 import psycopg
 
 from engine._codes import AccountResult, TransferResult
-from ledger import chain
+from ledger import _fast, chain
+from ledger._columns import TransferColumns
 from ledger._schema import ensure_schema, q
 from ledger.model import (
     ACCOUNT_FLAGS_KNOWN,
@@ -73,6 +87,9 @@ from ledger.reader import (
 transfers_per_commit_max = 1 << 24
 # Refused ids kept in memory, like transfers: retries of recent failures answer without a query.
 failed_cached_max = 1 << 16
+# Accounts (and their four sums) kept in memory, about 250 B each: every account of a busy
+# exchange's recent trading; older ones are read again from PostgreSQL when next touched.
+accounts_cached_max = 1 << 18
 # journal_seq and ts_ns are PostgreSQL bigint.
 journal_seq_max = (1 << 63) - 1
 # user_data_1 and user_data_2 are PostgreSQL bigint (signed).
@@ -112,7 +129,7 @@ class EventCommit(msgspec.Struct, frozen=True, kw_only=True):
 
     event_id: str
     journal_seq: int
-    transfers: list[Transfer]
+    transfers: Sequence[Transfer]  # a list, or TransferColumns (the consumer's, no objects)
     ts_ns: int
 
 
@@ -144,6 +161,17 @@ class _AccountState:
         self.cpe = cpe
 
 
+def _listed(transfers: Sequence[Transfer]) -> Sequence[Transfer]:
+    """Transfers as the exact path reads them: objects, indexed often."""
+    return transfers.to_transfers() if isinstance(transfers, TransferColumns) else transfers
+
+
+def _bigint_array(values: Iterable[int]) -> str:
+    """Integers as a PostgreSQL bigint[] literal: one text parameter, far cheaper to build than
+    psycopg's dump of a list (which checks every element's text for quoting)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def _tuple_of_record(r: TransferRecord) -> bytes:
     return chain.transfer_tuple(
         r.position, r.id, r.debit_account_id, r.credit_account_id, r.amount_minor, r.pending_id,
@@ -157,14 +185,26 @@ class Ledger(LedgerReader):
     Methods are coroutines and serialize on one lock: one call runs at a time. `commit` costs
     O(transfers) in memory, up to five queries for what the caches miss (stored and failed ids,
     pending transfers and their state, accounts) and one transaction of up to five statements;
-    `create_accounts` one query and one INSERT. Queries (`ledger.reader.LedgerReader`'s)
+    through the fast path, O(transfers log transfers) in NumPy, one query for the accounts not
+    held and one or two for the ids, and the same transaction. `create_accounts` costs one
+    query and one INSERT. Queries (`ledger.reader.LedgerReader`'s)
     read PostgreSQL, not the caches, under the same lock.
     """
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], schema: str, cached_max: int) -> None:
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        schema: str,
+        cached_max: int,
+        fast_path: bool = True,
+    ) -> None:
         super().__init__(conn, schema)
         self._cached_max = cached_max
-        self._accounts: dict[int, _AccountState] = {}
+        self._fast_path = fast_path
+        # Writes the fast path took (for metrics and the tests that prove it is taken).
+        self.fast_path_writes = 0
+        # Insertion order is eviction order (see `_transfers`).
+        self._accounts: OrderedDict[int, _AccountState] = OrderedDict()
         # Insertion order is eviction order. OrderedDicts: taking the oldest key of a plain dict
         # scans the holes its earlier deletions left at the front (seen in a profile).
         self._transfers: OrderedDict[int, TransferRecord] = OrderedDict()
@@ -187,6 +227,7 @@ class Ledger(LedgerReader):
         *,
         schema: str = DEFAULT_SCHEMA,
         transfers_cached_max: int = transfers_cached_max,
+        fast_path: bool = True,
     ) -> Ledger:
         """Connect, create the schema's tables if missing, and become the schema's writer.
 
@@ -199,6 +240,10 @@ class Ledger(LedgerReader):
         transfers_cached_max
             How many recent transfers to answer from memory (tests make it small to exercise
             the lookups of old ids).
+        fast_path
+            Whether a write of plain transfers that all pass is checked and stored in bulk
+            (ledger/_fast.py). The results are the same either way: False is for the tests
+            that prove it.
 
         Raises
         ------
@@ -215,7 +260,7 @@ class Ledger(LedgerReader):
             row = await cur.fetchone()
             if row is None or not row[0]:
                 raise LedgerBusy(f"another ledger writer holds schema {schema!r}")
-            ledger = cls(conn, schema, transfers_cached_max)
+            ledger = cls(conn, schema, transfers_cached_max, fast_path)
             await ledger._reload()
         except BaseException:
             await conn.close()
@@ -223,7 +268,17 @@ class Ledger(LedgerReader):
         return ledger
 
     async def close(self) -> None:
-        """Close the connection, which releases the schema for another writer."""
+        """Release the schema for another writer and close the connection.
+
+        The lock is released by a statement first: a closed connection's server process lets
+        go of it only when it exits, a moment later, and a writer opened at once (a restart)
+        would find the schema still busy.
+        """
+        with contextlib.suppress(psycopg.Error):
+            await self._conn.execute(
+                "SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
+                ("clearline.ledger:" + self._schema,),
+            )
         await self._conn.close()
 
     async def __aenter__(self) -> Ledger:
@@ -293,16 +348,17 @@ class Ledger(LedgerReader):
                         ),
                         (
                             ts_ns,
-                            [a.id for a in new],
-                            [a.ledger for a in new],
-                            [a.owner_id for a in new],
-                            [a.purpose for a in new],
-                            [a.flags for a in new],
+                            _bigint_array(a.id for a in new),
+                            _bigint_array(a.ledger for a in new),
+                            _bigint_array(a.owner_id for a in new),
+                            _bigint_array(a.purpose for a in new),
+                            _bigint_array(a.flags for a in new),
                         ),
                     )
                 except BaseException:
                     await self._reload_after_failure()
                     raise
+            self._evict()
             return results
 
     def _check_account(self, a: Account) -> AccountResult:
@@ -380,6 +436,12 @@ class Ledger(LedgerReader):
             if not self._journal_seq <= journal_seq <= journal_seq_max:
                 raise ValueError(f"journal_seq {journal_seq} < last {self._journal_seq}")
             try:
+                if self._fast_path and transfers:
+                    written = await self._commit_fast([(transfers, journal_seq, event_id, ts_ns)])
+                    if written is not None:
+                        self._evict()
+                        return CommitResult(commit_no=written[0])
+                transfers = _listed(transfers)
                 await self._load_for(transfers)
                 return await self._commit(transfers, journal_seq, event_id, ts_ns)
             except BaseException:
@@ -416,7 +478,11 @@ class Ledger(LedgerReader):
                 last_seq = event.journal_seq
                 applied[event.event_id] = None  # a second copy in `events` is a no-op
             try:
-                await self._load_for([t for e in events for t in e.transfers])
+                if self._fast_path:
+                    written = await self._commit_events_fast(events, applied)
+                    if written is not None:
+                        return self._event_results(events, applied, written, {})
+                await self._load_for([t for e in events for t in _listed(e.transfers)])
                 return await self._commit_events(events, applied)
             except BaseException:
                 await self._reload_after_failure()
@@ -435,20 +501,55 @@ class Ledger(LedgerReader):
             failed: list[tuple[int, int, int]] = []
             first = len(new)
             results[event.event_id] = self._decide(
-                event.transfers, new, failed, touched, event.journal_seq, event.ts_ns
+                _listed(event.transfers), new, failed, touched, event.journal_seq, event.ts_ns
             )
             links.append(
                 _Link(first, len(new) - first, failed, event.journal_seq, event.event_id,
                       event.ts_ns)
             )  # fmt: skip
-        commit_nos = await self._write(links, new, touched) if links else []
+        commit_nos = await self._write_records(links, new, touched) if links else []
         self._evict()
         written = {link.event_id: no for link, no in zip(links, commit_nos, strict=True)}
+        return self._event_results(events, applied, written, results)
+
+    async def _commit_events_fast(
+        self, events: Sequence[EventCommit], applied: dict[str, int | None]
+    ) -> dict[str | None, int] | None:
+        """`_commit_events` through the fast path: the commit number of each event written,
+        or None (nothing done) when the exact path must decide."""
+        fresh: dict[str, EventCommit] = {}
+        for event in events:  # the first copy of each event not applied before
+            if applied[event.event_id] is None and event.event_id not in fresh:
+                fresh[event.event_id] = event
+        if not fresh:
+            return None
+        commit_nos = await self._commit_fast(
+            [(e.transfers, e.journal_seq, e.event_id, e.ts_ns) for e in fresh.values()]
+        )
+        if commit_nos is None:
+            return None
+        self._evict()
+        return dict(zip(fresh, commit_nos, strict=True))
+
+    @staticmethod
+    def _event_results(
+        events: Sequence[EventCommit],
+        applied: dict[str, int | None],
+        written: dict[str | None, int],
+        results: dict[str, list[tuple[int, TransferResult]]],
+    ) -> list[CommitResult]:
+        """Each event's `CommitResult`: `results` holds the refusals of the events written
+        (none when absent), `written` their commit numbers."""
         out = []
+        first_copies = set()
         for event in events:
             event_id = event.event_id
-            if event_id in results:  # the first copy in `events` of a new event
-                out.append(CommitResult(results=results.pop(event_id), commit_no=written[event_id]))
+            if applied[event_id] is None and event_id not in first_copies:
+                # The first copy in `events` of a new event.
+                first_copies.add(event_id)
+                out.append(
+                    CommitResult(results=results.get(event_id, []), commit_no=written[event_id])
+                )
             else:  # applied before this call, or by an earlier copy in it
                 before = applied[event_id]
                 out.append(
@@ -469,7 +570,7 @@ class Ledger(LedgerReader):
         commit_no = None
         if new or failed or event_id is not None:
             link = _Link(0, len(new), failed, journal_seq, event_id, ts_ns)
-            [commit_no] = await self._write([link], new, touched)
+            [commit_no] = await self._write_records([link], new, touched)
         self._evict()
         return CommitResult(results=results, commit_no=commit_no)
 
@@ -708,32 +809,138 @@ class Ledger(LedgerReader):
             else:
                 self._pending_state[entry[1]] = entry[2]
 
-    async def _write(
+    # -- THE FAST PATH --
+
+    async def _commit_fast(
+        self, items: list[tuple[Sequence[Transfer], int, str | None, int]]
+    ) -> list[int] | None:
+        """Commit (transfers, journal_seq, event_id, ts_ns) items, one link each, when
+        ledger/_fast.py proves that every transfer would be applied, and return their commit
+        numbers; otherwise change nothing and return None (the exact path decides).
+
+        O(transfers) in NumPy, one query for the accounts not held and one for the ids, then
+        the same transaction as the exact path's.
+        """
+        parts = []
+        for transfers, *_ in items:
+            columns = (
+                transfers
+                if isinstance(transfers, TransferColumns)
+                else TransferColumns.from_transfers(transfers)
+            )
+            if columns is None:
+                return None
+            parts.append(columns.rows)
+        rows = _fast.concatenate(parts)
+        counts = [len(part) for part in parts]
+        if not _fast.plain_write_shape(rows, list(accumulate(counts))):
+            return None
+        index = _fast.account_index(rows)
+        await self._load_accounts(index.ids)
+        added = _fast.decide_plain(rows, self._accounts, index)
+        if added is None or await self._any_id_known(rows):
+            return None
+        for state, debit_minor, credit_minor in added:
+            state.dp += debit_minor
+            state.cp += credit_minor
+        journal_seqs = np.repeat(np.array([i[1] for i in items], dtype=np.int64), counts)
+        ts_ns = np.repeat(np.array([i[3] for i in items], dtype=np.int64), counts)
+        payload = _fast.copy_rows(rows, self._next_position, journal_seqs, ts_ns)
+        links, first = [], 0
+        for (_, journal_seq, event_id, ts), count in zip(items, counts, strict=True):
+            links.append(_Link(first, count, [], journal_seq, event_id, ts))
+            first += count
+        size = _fast.COPY_ROW_DTYPE.itemsize
+        offsets = range(0, (len(rows) + 1) * size, size)
+        commit_nos = await self._write(links, payload, offsets, [s for s, _, _ in added])
+        self.fast_path_writes += 1
+        return commit_nos
+
+    async def _any_id_known(self, rows: Any) -> bool:
+        """Whether PostgreSQL holds any id of `rows` as a transfer or a refused id (the
+        checks ``exists`` and ``id_already_failed``). One query on the ids' range, which a
+        writer of ascending ids (the consumer's) never finds occupied; when it is, a second
+        query on the ids themselves."""
+        low, high = _fast.id_range(rows)
+        cur = await self._conn.execute(
+            q(
+                "SELECT EXISTS (SELECT FROM {schema}.transfers WHERE id BETWEEN %(low)s AND"
+                " %(high)s) OR EXISTS (SELECT FROM {schema}.failed_transfers WHERE id BETWEEN"
+                " %(low)s AND %(high)s)",
+                self._schema,
+            ),
+            {"low": uuid.UUID(int=low), "high": uuid.UUID(int=high)},
+        )
+        row = await cur.fetchone()
+        if row is None or not row[0]:
+            return False
+        halves = zip(rows["id_hi"].tolist(), rows["id_lo"].tolist(), strict=True)
+        ids = _uuid_array(hi << 64 | lo for hi, lo in halves)
+        cur = await self._conn.execute(
+            q(
+                "SELECT EXISTS (SELECT FROM {schema}.transfers WHERE id = ANY(%(ids)s::uuid[]))"
+                " OR EXISTS (SELECT FROM {schema}.failed_transfers"
+                " WHERE id = ANY(%(ids)s::uuid[]))",
+                self._schema,
+            ),
+            {"ids": ids},
+        )
+        row = await cur.fetchone()
+        return row is None or bool(row[0])
+
+    # -- WRITING --
+
+    async def _write_records(
         self, links: list[_Link], new: list[TransferRecord], touched: dict[int, _AccountState]
     ) -> list[int]:
+        """`_write` of the exact path's records."""
+        tuples = [_tuple_of_record(r) for r in new]
+        offsets = list(accumulate((len(t) for t in tuples), initial=0))
+        return await self._write(links, b"".join(tuples), offsets, list(touched.values()))
+
+    async def _write(
+        self,
+        links: list[_Link],
+        payload: bytes,
+        offsets: Sequence[int],
+        states: list[_AccountState],
+    ) -> list[int]:
         """Store commits (one hash-chain link each, in order) in one transaction, then advance
-        the head. `new` holds every link's records, in position order. Returns the links'
+        the head. `payload` holds every link's transfers as binary COPY tuples, in position
+        order, transfer k at ``payload[offsets[k] : offsets[k + 1]]``; `states` are the
+        accounts whose balances to store (when there are transfers). Returns the links'
         commit numbers."""
         commit_no, position, head = self._commit_no, self._next_position, self._head
-        tuples = [_tuple_of_record(r) for r in new]
+        view = memoryview(payload)
         chain_rows: list[tuple[Any, ...]] = []
         failed_rows: list[tuple[int, int, int, int]] = []  # (id, result, commit_no, index)
-        for link in links:
-            commit_no += 1
-            digest = hashlib.sha256(head)
-            digest.update(chain.link_header(commit_no, link.journal_seq, position,
-                                            link.transfers_count, len(link.failed)))  # fmt: skip
-            for data in tuples[link.first : link.first + link.transfers_count]:
-                digest.update(data)
-            for id_, result, _ in link.failed:
-                digest.update(chain.failed_tuple(id_, result))
-            digest.update(chain.event_bytes(link.event_id))
-            head = digest.digest()
-            chain_rows.append((commit_no, link.journal_seq, position, link.transfers_count,
-                               len(link.failed), link.event_id, link.ts_ns, head))  # fmt: skip
-            failed_rows += [(id_, result, commit_no, index) for id_, result, index in link.failed]
-            position += link.transfers_count
-        events = [(row[5], row[0]) for row in chain_rows if row[5] is not None]
+
+        def hash_links() -> None:
+            nonlocal commit_no, position, head
+            for link in links:
+                commit_no += 1
+                digest = hashlib.sha256(head)
+                header = chain.link_header(
+                    commit_no, link.journal_seq, position, link.transfers_count, len(link.failed)
+                )
+                digest.update(header)
+                # The tuples one after another: the same digest as one update per tuple.
+                first, end = offsets[link.first], offsets[link.first + link.transfers_count]
+                digest.update(view[first:end])
+                for id_, result, _ in link.failed:
+                    digest.update(chain.failed_tuple(id_, result))
+                digest.update(chain.event_bytes(link.event_id))
+                head = digest.digest()
+                chain_rows.append((commit_no, link.journal_seq, position, link.transfers_count,
+                                   len(link.failed), link.event_id, link.ts_ns, head))  # fmt: skip
+                failed_rows.extend((id_, result, commit_no, i) for id_, result, i in link.failed)
+                position += link.transfers_count
+
+        events = [
+            (link.event_id, self._commit_no + k)
+            for k, link in enumerate(links, 1)
+            if link.event_id is not None
+        ]
         conn, schema = self._conn, self._schema
         async with conn.transaction():
             if events:
@@ -742,7 +949,7 @@ class Ledger(LedgerReader):
                       " SELECT * FROM unnest(%s::text[], %s::bigint[])", schema),
                     ([e[0] for e in events], [e[1] for e in events]),
                 )  # fmt: skip
-            if tuples:
+            if payload:
                 cur = conn.cursor()
                 copy_sql = q(
                     f"COPY {{schema}}.transfers ({chain.TRANSFER_COLUMNS}) FROM STDIN"
@@ -750,8 +957,11 @@ class Ledger(LedgerReader):
                     schema,
                 )
                 async with cur.copy(copy_sql) as copy:
-                    await copy.write(chain.COPY_HEADER + b"".join(tuples) + chain.COPY_TRAILER)
-                states = list(touched.values())
+                    await copy.write(chain.COPY_HEADER)
+                    await copy.write(payload)
+                    await copy.write(chain.COPY_TRAILER)
+                    # While PostgreSQL takes in the rows (Python would only wait).
+                    hash_links()
                 await conn.execute(
                     q(
                         "UPDATE {schema}.accounts a SET debits_posted = v.dp,"
@@ -761,13 +971,15 @@ class Ledger(LedgerReader):
                         schema,
                     ),
                     (
-                        [s.account.id for s in states],
-                        [s.dp for s in states],
-                        [s.cp for s in states],
-                        [s.dpe for s in states],
-                        [s.cpe for s in states],
+                        _bigint_array(s.account.id for s in states),
+                        _bigint_array(s.dp for s in states),
+                        _bigint_array(s.cp for s in states),
+                        _bigint_array(s.dpe for s in states),
+                        _bigint_array(s.cpe for s in states),
                     ),
                 )
+            else:
+                hash_links()
             if failed_rows:
                 await conn.execute(
                     q(
@@ -812,6 +1024,8 @@ class Ledger(LedgerReader):
             self._pending_state.pop(old, None)
         while len(self._failed) > failed_cached_max:
             self._failed.popitem(last=False)
+        while len(self._accounts) > accounts_cached_max:
+            self._accounts.popitem(last=False)
 
     # -- LOADING --
 
@@ -913,5 +1127,6 @@ __all__ = [
     "EventCommit",
     "Ledger",
     "LedgerBusy",
+    "accounts_cached_max",
     "transfers_per_commit_max",
 ]

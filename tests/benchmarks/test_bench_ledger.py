@@ -2,7 +2,8 @@
 
 Method: a tiny run of `python -m benchmarks.bench_ledger` on the session's servers (passed as
 NATS_URL / DATABASE_URL); its JSON must carry the consumer, the COPY ceiling and the lag run,
-and every transfer of the workload must have been booked. No timing is asserted.
+and every transfer of the workload must have been booked, through the ledger's fast path. No
+timing is asserted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def test_bench_ledger_books_everything_and_prints_all_three_modes(
     modes = result["modes"]
     assert modes["consumer"]["entries"] == 31  # the funding entry and 30 more
     assert modes["consumer"]["transfers"] == modes["copy_ceiling"]["rows"] > 0
+    assert modes["consumer"]["fast_path_writes"] > 0  # the engine's rounds take the fast path
     assert result["transfers_per_s"] > 0 and result["copy_ceiling_per_s"] > 0
     assert modes["lag"]["fills"] > 0 and result["max_lag_ms_at_5k_fills_per_s"] > 0
     assert set(result["targets_met"]) == set(result["targets"])
