@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-CORE := engine/_core.pyx engine/_core.pxd engine/_codes.py setup.py
+CORE := engine/_core.pyx engine/_core.pxd engine/_risk.pyx engine/_risk.pxd engine/_codes.py setup.py
 DATA := ../shared/data/market
 
 .PHONY: all install build test test-long run replay proto bench lint clean

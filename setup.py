@@ -1,4 +1,4 @@
-"""Builds the Cython matching core.
+"""Builds the Cython matching core and risk stage.
 
 The engine's codes are defined once, as Python enums in engine/_codes.py; this build writes them
 into engine/_codes.pxi so the core compiles them as C constants without restating them.
@@ -47,10 +47,12 @@ directives = {
     "embedsignature": True,
 }
 
-extensions = [
-    Extension(
-        "engine._core",
-        ["engine/_core.pyx"],
+
+def compiled(name: str) -> Extension:
+    """One engine extension, built with the core's flags."""
+    return Extension(
+        f"engine.{name}",
+        [f"engine/{name}.pyx"],
         include_dirs=[numpy.get_include()],
         extra_compile_args=[
             "-O3",
@@ -59,6 +61,9 @@ extensions = [
         ],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
-]
+
+
+# The matching core, and the risk stage that settles its events (engine/risk.py is its reference).
+extensions = [compiled("_core"), compiled("_risk")]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))

@@ -4,7 +4,9 @@ Workload: 100 funded accounts on the demo BTC-USDT market place random limit ord
 50 ticks of a mid (so about half trade), in journal entries of `--entry-size` commands. The
 baseline is the matching core's batch path alone on the same orders in the same run; the
 shard adds decoding each entry, the risk pre-checks and holds, and the settlement of every
-event into transfers and market data. Prints JSON.
+event into transfers and market data. The shard runs twice on the same entries: with the
+compiled risk stage (engine/_risk.pyx, the default; the `shard_*` keys) and with the
+plain-Python reference stage (engine/risk.py; the `reference_shard_*` keys). Prints JSON.
 
     python -m benchmarks.bench_shard [--entries N] [--entry-size K] [--seed S]
 """
@@ -52,8 +54,8 @@ def generate(entries: int, entry_size: int, seed: int) -> list[list[PlaceOrder]]
     return out
 
 
-def run_shard(batches: list[list[PlaceOrder]]) -> float:
-    shard = Shard()
+def run_shard(batches: list[list[PlaceOrder]], risk: str = "compiled") -> float:
+    shard = Shard(risk=risk)
     setup = [*market_commands(), *funding_commands(ACCOUNTS)]
     shard.apply(1, JournalEntry(origin="bench", batch_id=1, ts_ns=1, commands=setup))
     payloads = [
@@ -106,12 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     orders = args.entries * args.entry_size
     print(f"bench_shard: {orders:,} orders in entries of {args.entry_size}", file=sys.stderr)
     core_s, shard_s = run_core(batches), run_shard(batches)
+    reference_s = run_shard(batches, risk="reference")
     result = {
         "workload": {"orders": orders, "entry_size": args.entry_size, "seed": args.seed},
         "core_orders_per_s": round(orders / core_s),
         "shard_orders_per_s": round(orders / shard_s),
         "shard_entries_per_s": round(args.entries / shard_s),
         "risk_stage_cost_ratio": round(shard_s / core_s, 1),
+        "reference_shard_orders_per_s": round(orders / reference_s),
+        "reference_shard_entries_per_s": round(args.entries / reference_s),
+        "reference_risk_stage_cost_ratio": round(reference_s / core_s, 1),
+        "compiled_speedup": round(reference_s / shard_s, 1),
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -17,6 +17,12 @@ How an entry runs (the numbered order path of the README, steps 4 and 5):
    update per touched instrument with that instrument's next sequence number.
 
 Run boundaries depend only on the entry's contents, never on timing, so replay reproduces them.
+
+Two risk stages. By default the shard runs the compiled one (engine/_risk.pyx), which also does
+the hot steps in C: a place's pre-check writes its command row straight into the run, and step 3
+walks the event rows. `Shard(risk="reference")` runs engine/risk.py, the plain-Python reference,
+with the steps above in Python; both give the same rows, transfers, market data, queries and
+state hashes (tests/engine/test_risk_differential.py).
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ from engine._codes import (
 from engine._core import Engine
 from engine._dtypes import COMMAND_DTYPE, EVENT_DTYPE, TRANSFER_DTYPE
 from engine._limits import EngineLimits
+from engine._risk import InstrumentSpec as CompiledInstrumentSpec
+from engine._risk import Limits as CompiledLimits
+from engine._risk import RiskStage as CompiledRiskStage
+from engine._risk import Run
 from engine.messages import (
     AdvanceTime,
     AmendOrder,
@@ -119,6 +129,8 @@ class SnapshotCorrupt(ValueError):
 
 
 _PLACE = int(CommandKind.PLACE)
+# The risk stages a shard can run: the compiled one, and the plain-Python reference.
+RISK_STAGES = ("compiled", "reference")
 
 
 def _fits64(*values: int) -> bool:
@@ -129,12 +141,24 @@ class Shard:
     """The state of one engine shard: the matching core plus the risk stage."""
 
     def __init__(
-        self, name: str = "0", limits: EngineLimits | None = None, core_class: Any = Engine
+        self,
+        name: str = "0",
+        limits: EngineLimits | None = None,
+        core_class: Any = Engine,
+        risk: str = "compiled",
     ) -> None:
         # core_class: the matching core, Engine or a book with its API (the tests' reference).
+        # risk: "compiled" (engine/_risk.pyx) or "reference" (engine/risk.py), see RISK_STAGES.
+        if risk not in RISK_STAGES:
+            raise ValueError(f"risk must be one of {RISK_STAGES}, not {risk!r}")
         self.name = name
         self.core = core_class(limits)
-        self.risk = RiskStage()
+        self.risk_kind = risk
+        self._compiled = risk == "compiled"
+        self.risk: Any = CompiledRiskStage() if self._compiled else RiskStage()
+        self._spec_class: Any = CompiledInstrumentSpec if self._compiled else InstrumentSpec
+        self._limits_class: Any = CompiledLimits if self._compiled else Limits
+        self._compiled_run = Run()
         self.journal_seq = 0
         self.ts_ns = 0
         self.assets: dict[int, DefineAsset] = {}
@@ -144,7 +168,7 @@ class Shard:
         # The core reports status changes as events; the shard keeps the last one for queries.
         self.instrument_status: dict[int, int] = {}
         self._handlers: dict[type, Callable[[int, Any], None]] = {
-            PlaceOrder: self._place,
+            PlaceOrder: self._place_compiled if self._compiled else self._place,
             CancelOrder: self._cancel,
             AmendOrder: self._amend,
             MassCancel: self._mass_cancel,
@@ -171,8 +195,11 @@ class Shard:
         self._reset_entry()
         if entry.ts_ns <= INT64_MAX:  # a wider time fits no row: it would stop every command
             self.ts_ns = max(self.ts_ns, entry.ts_ns)
-        for index, command in enumerate(entry.commands):
-            self._handlers[type(command)](index, command)
+        if self._compiled:
+            self._apply_commands_compiled(entry.commands)
+        else:
+            for index, command in enumerate(entry.commands):
+                self._handlers[type(command)](index, command)
         self._flush()
         self.journal_seq = journal_seq
         # Rows are in command order within each chunk; several chunks (runs and the shard's own
@@ -184,10 +211,13 @@ class Shard:
             events = events[np.argsort(events["command_index"], kind="stable")]
         else:
             events = np.empty(0, EVENT_DTYPE)
-        transfers = np.array(self.risk.transfers, dtype=TRANSFER_DTYPE)
-        self.risk.transfers = []
-        if len(transfers) > 1 and (np.diff(transfers["command_index"]) < 0).any():
-            transfers = transfers[np.argsort(transfers["command_index"], kind="stable")]
+        if self._compiled:
+            transfers = self.risk.take_transfers()  # already in command order
+        else:
+            transfers = np.array(self.risk.transfers, dtype=TRANSFER_DTYPE)
+            self.risk.transfers = []
+            if len(transfers) > 1 and (np.diff(transfers["command_index"]) < 0).any():
+                transfers = transfers[np.argsort(transfers["command_index"], kind="stable")]
         return Applied(events, transfers, self._market_data(), self._instruments_changed)
 
     def event_batch(self, journal_seq: int, entry: JournalEntry, applied: Applied) -> EventBatch:
@@ -203,6 +233,7 @@ class Shard:
         )
 
     def _reset_entry(self) -> None:
+        self._compiled_run.clear()
         self._rows: list[npt.NDArray[Any]] = []
         self._run: list[tuple[int, tuple[int, ...]]] = []
         self._pending: dict[int, OrderHold | tuple[int, int, int]] = {}  # run position -> hold
@@ -235,6 +266,11 @@ class Shard:
 
     def _to_core(self, index: int, row: tuple[int, ...], pending: Any = None) -> bool:
         """Queue a core command; a row whose fields do not fit the record is rejected here."""
+        if self._compiled:
+            if self._compiled_run.push(index, row, pending):
+                return True
+            self._event(index, EventKind.REJECTED, Reason.command_must_be_well_formed)
+            return False
         wide, narrow, small = row[:7], row[7:9], row[9:]
         if not (
             min(wide) >= -INT64_MAX
@@ -282,17 +318,7 @@ class Shard:
                 self._pending_notional_of(c.account_id, c.instrument_id),
             )
         if reason:
-            self._event(
-                index,
-                EventKind.REJECTED,
-                reason,
-                account_id=c.account_id,
-                client_order_id=c.client_order_id,
-                instrument_id=c.instrument_id,
-                side=c.side,
-                price_ticks=0 if c.order_type == OrderType.MARKET else c.price_ticks,
-                quantity_lots=c.quantity_lots,
-            )
+            self._reject_place(index, reason, c)
             return
         # The `_row` layout, spelled out: places are most of the load.
         row = (
@@ -320,6 +346,50 @@ class Shard:
             self._pending_orders[c.account_id] = self._pending_orders.get(c.account_id, 0) + 1
             key = (c.account_id, self.risk.instruments[c.instrument_id].quote_asset_id)
             self._pending_notional[key] = self._pending_notional.get(key, 0) + hold.notional_minor
+
+    def _reject_place(self, index: int, reason: int, c: PlaceOrder) -> None:
+        """A risk reject echoes the order's fields."""
+        self._event(
+            index,
+            EventKind.REJECTED,
+            reason,
+            account_id=c.account_id,
+            client_order_id=c.client_order_id,
+            instrument_id=c.instrument_id,
+            side=c.side,
+            price_ticks=0 if c.order_type == OrderType.MARKET else c.price_ticks,
+            quantity_lots=c.quantity_lots,
+        )
+
+    def _apply_commands_compiled(self, commands: list[Any]) -> None:
+        """Step 1 in the compiled stage: each stretch of places in one call (the stage checks,
+        reserves and queues their rows), every other command through its handler."""
+        handlers, place_many, run = self._handlers, self.risk.place_many, self._compiled_run
+        rejects: list[tuple[int, int]] = []
+        index, count = 0, len(commands)
+        while index < count:
+            command = commands[index]
+            if type(command) is not PlaceOrder:
+                handlers[type(command)](index, command)
+                index += 1
+                continue
+            # Reject rows land after the stretch's queued rows; `apply` orders rows by command.
+            index = place_many(run, commands, index, self.ts_ns, rejects)
+            for at, reason in rejects:
+                self._place_refused(at, reason, commands[at])
+            rejects.clear()
+
+    def _place_compiled(self, index: int, c: PlaceOrder) -> None:
+        """`_place` in the compiled stage: check, reserve and queue the row in one call."""
+        reason = self.risk.place(self._compiled_run, index, self.ts_ns, c)
+        if reason:
+            self._place_refused(index, reason, c)
+
+    def _place_refused(self, index: int, reason: int, c: PlaceOrder) -> None:
+        if reason == Reason.command_must_be_well_formed:  # a field the row cannot hold
+            self._event(index, EventKind.REJECTED, reason)
+        else:
+            self._reject_place(index, reason, c)
 
     def _pending_notional_of(self, account_id: int, instrument_id: int) -> int:
         spec = self.risk.instruments.get(instrument_id)
@@ -414,7 +484,7 @@ class Shard:
 
     def _set_limits(self, index: int, c: SetRiskLimits) -> None:
         self._flush()
-        self.risk.limits[c.account_id] = Limits(
+        self.risk.limits[c.account_id] = self._limits_class(
             c.open_orders_max, dict(c.order_notional_max), dict(c.open_notional_max)
         )
         self._event(index, EventKind.APPLIED, account_id=c.account_id)
@@ -468,7 +538,18 @@ class Shard:
         self._add_spec(c, units)
         self._instruments_changed = True
         emitted["command_index"] = index  # the new book's first INSTRUMENT_STATUS
-        self._settle(emitted, [0] * len(emitted), {})
+        if self._compiled:
+            emitted = self.risk.settle(
+                emitted,
+                None,
+                self._md_levels,
+                self._md_trades,
+                self._md_status,
+                self.instrument_status,
+                index,
+            )
+        else:
+            self._settle(emitted, [0] * len(emitted), {})
         self._rows.append(emitted)
         self.md_sequence.setdefault(c.instrument_id, 0)
         self._event(index, EventKind.APPLIED, instrument_id=c.instrument_id)
@@ -476,7 +557,7 @@ class Shard:
     def _add_spec(self, c: DefineInstrument, units: tuple[int, int]) -> None:
         self.instruments[c.instrument_id] = c
         self.symbols[c.symbol] = c.instrument_id
-        self.risk.instruments[c.instrument_id] = InstrumentSpec(
+        self.risk.instruments[c.instrument_id] = self._spec_class(
             instrument_id=c.instrument_id,
             symbol=c.symbol,
             base_asset_id=c.base_asset_id,
@@ -528,6 +609,9 @@ class Shard:
     # -- the run: one call of the core's batch path, then settlement --
 
     def _flush(self) -> None:
+        if self._compiled:
+            self._flush_compiled()
+            return
         if not self._run:
             return
         commands = np.array([row for _, row in self._run], dtype=COMMAND_DTYPE)
@@ -539,6 +623,17 @@ class Shard:
         run_index = events["command_index"].copy()
         events["command_index"] = entry_index[run_index]
         self._settle(events, run_index.tolist(), pending)
+        self._rows.append(events)
+
+    def _flush_compiled(self) -> None:
+        """`_flush` in the compiled stage: the run is already rows, and it settles in C."""
+        run = self._compiled_run
+        if not len(run):
+            return
+        events = self.core.process(run.commands())
+        events = self.risk.settle(
+            events, run, self._md_levels, self._md_trades, self._md_status, self.instrument_status
+        )
         self._rows.append(events)
 
     def _settle(
@@ -748,7 +843,11 @@ class Shard:
 
     @classmethod
     def restore(
-        cls, data: bytes, limits: EngineLimits | None = None, core_class: Any = Engine
+        cls,
+        data: bytes,
+        limits: EngineLimits | None = None,
+        core_class: Any = Engine,
+        risk: str = "compiled",
     ) -> Shard:
         head = len(SNAPSHOT_MAGIC) + 32
         if len(data) < head or not data.startswith(SNAPSHOT_MAGIC):
@@ -757,7 +856,7 @@ class Shard:
         if hashlib.blake2b(payload, digest_size=32).digest() != digest:
             raise SnapshotCorrupt("snapshot checksum mismatch")
         state = _STATE_DECODER.decode(payload)
-        shard = cls(state.name, limits, core_class)
+        shard = cls(state.name, limits, core_class, risk)
         shard.core = core_class.restore(state.core, limits)
         shard.journal_seq, shard.ts_ns = state.journal_seq, state.ts_ns
         shard.assets = {a.asset_id: a for a in state.assets}
@@ -768,20 +867,27 @@ class Shard:
             shard._add_spec(d, units)
         shard.md_sequence = dict(state.md_sequence)
         shard.instrument_status = dict(state.instrument_status)
-        risk = shard.risk
+        stage = shard.risk
         for account, asset, available, held in state.balances:
-            risk.balance(account, asset)[:] = [available, held]
+            pair = stage.balance(account, asset)
+            pair[0], pair[1] = available, held
         for oid, account, instrument, side, price, leaves, held, notional in state.orders:
-            risk.orders[oid] = OrderHold(account, instrument, side, price, leaves, held, notional)
-            risk.open_orders[account] = risk.open_orders.get(account, 0) + 1
-            key = (account, risk.instruments[instrument].quote_asset_id)
-            risk.open_notional[key] = risk.open_notional.get(key, 0) + notional
-        risk.limits = {a: Limits(n, dict(o), dict(p)) for a, n, o, p in state.limits}
-        risk.kill_switched = set(state.kill_switched)
-        risk.withdrawals = {w: (a, s, m) for w, a, s, m in state.withdrawals}
-        risk.withdrawals_finished = set(state.withdrawals_finished)
-        risk.deposits_credited = set(state.deposits_credited)
-        risk.terminal = OrderedDict((oid, (a, s, r)) for oid, a, s, r in state.terminal)
+            if shard._compiled:
+                stage.restore_order(oid, account, instrument, side, price, leaves, held, notional)
+                continue
+            stage.orders[oid] = OrderHold(account, instrument, side, price, leaves, held, notional)
+            stage.open_orders[account] = stage.open_orders.get(account, 0) + 1
+            key = (account, stage.instruments[instrument].quote_asset_id)
+            stage.open_notional[key] = stage.open_notional.get(key, 0) + notional
+        stage.limits = {a: shard._limits_class(n, dict(o), dict(p)) for a, n, o, p in state.limits}
+        stage.kill_switched = set(state.kill_switched)
+        stage.withdrawals = {w: (a, s, m) for w, a, s, m in state.withdrawals}
+        stage.withdrawals_finished = set(state.withdrawals_finished)
+        stage.deposits_credited = set(state.deposits_credited)
+        if shard._compiled:
+            stage.restore_terminal(state.terminal)
+        else:
+            stage.terminal = OrderedDict((oid, (a, s, r)) for oid, a, s, r in state.terminal)
         return shard
 
     def check_invariants(self) -> None:
@@ -794,4 +900,4 @@ class Shard:
             raise AssertionError("risk stage and core disagree on the open orders")
 
 
-__all__ = ["Applied", "Shard", "ShardState", "SnapshotCorrupt"]
+__all__ = ["RISK_STAGES", "Applied", "Shard", "ShardState", "SnapshotCorrupt"]
