@@ -433,6 +433,10 @@ class RiskStage:
             return Reason.amount_must_be_positive
         if withdrawal_id in self.withdrawals or withdrawal_id in self.withdrawals_finished:
             return Reason.withdrawal_id_must_be_unique
+        # A frozen customer's money stays: compliance's freeze sets the kill switch, which
+        # blocks withdrawals as well as orders (settling or releasing a held one still works).
+        if account_id in self.kill_switched:
+            return Reason.account_must_not_be_kill_switched
         if self.balance(account_id, asset_id)[0] < amount_minor:
             return Reason.funds_must_be_available
         self.withdrawals[withdrawal_id] = (account_id, asset_id, amount_minor)

@@ -844,10 +844,20 @@ def test_the_kill_switch_cancels_and_releases_everything(core_class: type) -> No
         (EventKind.REJECTED, Reason.account_must_not_be_kill_switched),
     ]
     assert not len(refused.transfers)
+    # A compliance freeze is a kill switch: the account's money stays too.
+    withdrawal = desk.apply(
+        HoldWithdrawal(account_id=10, asset_id=USDT, amount_minor=1, withdrawal_id="frozen")
+    )
+    assert [r for _, _, r in outcomes_of(withdrawal)] == [Reason.account_must_not_be_kill_switched]
+    assert not len(withdrawal.transfers)
 
     desk.apply(SetKillSwitch(account_id=10, on=False))
     again = desk.apply(limit(10, BUY, 499_000, 1))
     assert outcomes_of(again) == [(EventKind.ACCEPTED, 5, 0)]
+    held = desk.apply(
+        HoldWithdrawal(account_id=10, asset_id=USDT, amount_minor=1, withdrawal_id="thawed")
+    )
+    assert moves(held) == [(HOLD, USDT, 1, 10, 0, 10, 1, 0)]
 
 
 def test_an_amend_up_needs_funds_and_an_amend_down_releases(core_class: type) -> None:
