@@ -286,9 +286,11 @@ def _count(prepared: _Prepared, reports: Sequence[ExecutionReport]) -> None:
     for report in reports:
         if report.kind == EventKind.REJECTED:
             rejected.setdefault(report.command_index, report.reason)
-    for index in prepared.places:
-        reason = rejected.get(index)
-        metrics.count_order(None if reason is None else Reason(reason))
+    places = set(prepared.places)
+    by_reason = collections.Counter(
+        Reason(reason) for index, reason in rejected.items() if index in places
+    )
+    metrics.count_orders(len(prepared.places) - sum(by_reason.values()), by_reason)
 
 
 @dataclass(eq=False)
