@@ -59,15 +59,24 @@ from compliance.cases._model import (
     next_state,
 )
 from compliance.cases._schema import ensure_schema
-from compliance.cases._service import DECIDING_ROLES, AuditSink, CaseService, report_content
+from compliance.cases._service import (
+    AUTOMATIC,
+    DECIDING_ROLES,
+    SAR_ACTIONS,
+    AuditSink,
+    CaseService,
+    report_content,
+)
 
 __all__ = [
     "ALERT_TRANSITIONS",
+    "AUTOMATIC",
     "CASE_TRANSITIONS",
     "CONSUMER",
     "DECIDING_ROLES",
     "DEFAULT_FILING_RULES",
     "DRAFT_TRANSITIONS",
+    "SAR_ACTIONS",
     "AlertAction",
     "AlertStatus",
     "AlertView",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -69,9 +70,18 @@ class CasesConsumer:
     `await run()` until `stop()`; or `await round()` to store what is there now (tests)."""
 
     def __init__(
-        self, nc: Any, topology: Topology, database_url: str, *, ack_wait: float = ack_wait_s
+        self,
+        nc: Any,
+        topology: Topology,
+        database_url: str,
+        *,
+        ack_wait: float = ack_wait_s,
+        after_store: Callable[[list[ComplianceAlert]], Awaitable[None]] | None = None,
     ) -> None:
         self.nc = nc
+        # Run on every round's alerts once stored, before the ack (the SAR drafting): it must be
+        # idempotent, since a round that fails here is delivered again.
+        self._after_store = after_store
         self._ack_wait = ack_wait  # shorter in tests that wait for a redelivery
         self.js = nc.jetstream()
         self.topology = topology
@@ -196,6 +206,12 @@ class CasesConsumer:
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
                 log.warning("cases database failed mid-round (%s); reconnecting", exc)
                 await self._reopen()
+        if alerts and self._after_store is not None:
+            try:
+                await self._after_store(alerts)
+            except Exception:
+                log.exception("alerts stored, but what follows failed; the round comes again")
+                return len(msgs)  # not acknowledged: delivered again after ack_wait
         if ack:
             for msg in msgs:
                 await msg.ack()

@@ -77,6 +77,11 @@ log = logging.getLogger("clearline.compliance.cases")
 # The roles that may decide: compliance officers only (not admins: an admin runs the system,
 # a compliance decision needs the training and the accountability of the function).
 DECIDING_ROLES = frozenset({Role.COMPLIANCE_OFFICER})
+# Rule actions that ask for a suspicious activity report: the service drafts one itself.
+SAR_ACTIONS = frozenset({"block_and_sar", "report_immediately"})
+# Who the service's own steps are recorded as. It decides through the officers' path (so every
+# rule and record applies), but it is no officer: an officer approves what it drafted.
+AUTOMATIC = Identity(key_id="compliance.cases:auto", account_id=0, role=Role.COMPLIANCE_OFFICER)
 # Control characters other than tab and newline, lone surrogates and U+FFFE/U+FFFF: PostgreSQL
 # refuses NUL and surrogates, XML the rest, and none belongs in an officer's sentence.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -416,6 +421,46 @@ class CaseService:
             return chosen
 
         return await self._decide(officer, "escalate_alert", target, detail, body)
+
+    async def draft_for_alert(self, alert: ComplianceAlert, jurisdiction: str) -> int | None:
+        """Open a case and draft a SAR/STR for an alert whose rule asks for one (`SAR_ACTIONS`).
+
+        Done as `AUTOMATIC`, step by step through the same decisions an officer takes (assign,
+        escalate, investigate, draft), each in the history and the audit log; resumable, so an
+        alert delivered again after a failure picks up where it stopped, and one already drafted
+        is left alone. The draft still needs an officer's approval (never the drafter's: four
+        eyes) before it is filed. Returns the case id, or None when the rule asks for no SAR.
+        """
+        if not SAR_ACTIONS.intersection(alert.actions):
+            return None
+        why = f"{alert.rule_id} asks for a SAR"
+        view = await self.get_alert(alert.alert_id)
+        if view.status is AlertStatus.NEW:
+            await self.assign_alert(AUTOMATIC, alert.alert_id, AUTOMATIC.key_id, why)
+            view = await self.get_alert(alert.alert_id)
+        if view.status is AlertStatus.ASSIGNED and view.assignee == AUTOMATIC.key_id:
+            await self.escalate_alert(AUTOMATIC, alert.alert_id, why)
+            view = await self.get_alert(alert.alert_id)
+        if view.case_id is None:
+            return None  # an officer took the alert over (dismissed it, or holds it)
+        case = await self.get_case(view.case_id)
+        if case.status is CaseStatus.OPEN:
+            await self.start_investigation(AUTOMATIC, case.case_id, why)
+            case = await self.get_case(case.case_id)
+        if case.status is CaseStatus.INVESTIGATING and not case.drafts:
+            evidence = "; ".join(
+                f"{e.source} {e.ref}: " + ", ".join(f"{k}={v}" for k, v in e.detail.items())
+                for e in alert.evidence
+            )
+            narrative = (
+                f"Drafted automatically from alert {alert.alert_id} ({alert.rule_id}, "
+                f"{alert.severity}): {alert.summary}. Evidence: {evidence or 'none recorded'}. "
+                "An officer must review and complete this narrative before approving it."
+            )
+            await self.draft_sar(
+                AUTOMATIC, case.case_id, jurisdiction, narrative[:narrative_chars_max], why
+            )
+        return case.case_id
 
     async def get_alert(self, alert_id: str) -> AlertView:
         """One alert with its payload and history.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -114,6 +115,20 @@ CREATE TABLE IF NOT EXISTS customers.webhook_receipts (
     created_at_ms bigint NOT NULL,
     received_at   timestamptz NOT NULL DEFAULT now()
 );
+-- What monitoring asked of a customer (enhanced monitoring, documented source of funds), open
+-- until an officer closes it; one row per customer, kind and alert, so a redelivered alert
+-- opens nothing new.
+CREATE TABLE IF NOT EXISTS customers.requirements (
+    requirement_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id    bigint NOT NULL REFERENCES customers.customers,
+    kind           text NOT NULL CHECK (kind IN ('enhanced_monitoring', 'source_of_funds')),
+    alert_id       text NOT NULL,
+    reason         text NOT NULL,
+    opened_by      text NOT NULL,
+    opened_at      timestamptz NOT NULL DEFAULT now(),
+    closed_at      timestamptz,
+    UNIQUE (customer_id, kind, alert_id)
+);
 """
 
 
@@ -183,6 +198,25 @@ class ReviewDue(msgspec.Struct, frozen=True, kw_only=True):
     customer_id: int
     next_review_on: dt.date | None
     risk_level: str | None
+
+
+class RequirementKind(enum.StrEnum):
+    """What monitoring may ask of a customer (its rules' actions of the same names)."""
+
+    enhanced_monitoring = "enhanced_monitoring"
+    source_of_funds = "source_of_funds"
+
+
+class Requirement(msgspec.Struct, frozen=True, kw_only=True):
+    """An open requirement on a customer, from the alert that asked for it."""
+
+    requirement_id: int
+    customer_id: int
+    kind: RequirementKind
+    alert_id: str
+    reason: str
+    opened_by: str
+    opened_at: dt.datetime
 
 
 def customer_state(customer: Customer, as_of_ns: int) -> CustomerState | None:
@@ -671,6 +705,52 @@ class CustomerStore:
 
         action = "grant_consent" if consent.granted else "withdraw_consent"
         await self._change(customer_id, actor, action, str(consent.purpose), decide, extra=write)
+
+    async def open_requirement(
+        self, customer_id: int, kind: RequirementKind, alert_id: str, actor: str, reason: str
+    ) -> None:
+        """Ask more of a customer because of an alert: enhanced monitoring, or documented
+        source of funds. Idempotent per (customer, kind, alert); audited.
+
+        Raises
+        ------
+        CustomerError
+            ``customer_must_exist``, ``reason_must_be_given``, ``actor_must_be_named``.
+        """
+        kind = RequirementKind(kind)
+
+        def decide(customer: Customer) -> tuple[Customer, dict[str, Any]]:
+            return customer, {"kind": kind.value, "alert_id": alert_id}
+
+        async def write(conn: psycopg.AsyncConnection[Any], customer: Customer) -> None:
+            await conn.execute(
+                "INSERT INTO customers.requirements"
+                " (customer_id, kind, alert_id, reason, opened_by) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (customer_id, kind, alert_id) DO NOTHING",
+                (customer.customer_id, kind.value, alert_id, reason, actor),
+            )
+
+        await self._change(
+            customer_id, actor, f"require_{kind.value}", reason, decide, extra=write
+        )
+
+    async def open_requirements(self, limit: int) -> list[Requirement]:
+        """Requirements not yet closed, oldest first."""
+        async with self._lock:
+            cursor = await self._conn.execute(
+                "SELECT requirement_id, customer_id, kind, alert_id, reason, opened_by, opened_at"
+                " FROM customers.requirements WHERE closed_at IS NULL"
+                " ORDER BY requirement_id LIMIT %s",
+                (limit,),
+            )
+            rows = await cursor.fetchall()
+        return [
+            Requirement(
+                requirement_id=r[0], customer_id=r[1], kind=RequirementKind(r[2]),
+                alert_id=r[3], reason=r[4], opened_by=r[5], opened_at=r[6],
+            )
+            for r in rows
+        ]
 
     async def assess(
         self, customer_id: int, config: RiskConfig, assessed_on: dt.date, actor: str

@@ -452,7 +452,16 @@ async def customers_page(request: web.Request) -> web.Response:
         ((str(r.customer_id), esc(r.risk_level or "never assessed"),
           esc(r.next_review_on.isoformat() if r.next_review_on else "now")) for r in due),
     )  # fmt: skip
-    body = f"<h2>KYC pending</h2>{kyc}<h2>Risk reviews due</h2>{reviews}"
+    required = table(
+        ("customer", "asked for", "by", "why", "alert", "since (UTC)"),
+        ((str(r.customer_id), esc(r.kind.value), esc(r.opened_by), esc(r.reason),
+          esc(r.alert_id), esc(f"{r.opened_at:%Y-%m-%d %H:%M}"))
+         for r in await store.open_requirements(page_rows_max)),
+    )  # fmt: skip
+    body = (
+        f"<h2>KYC pending</h2>{kyc}<h2>Risk reviews due</h2>{reviews}"
+        f"<h2>Open requirements (enhanced monitoring, source of funds)</h2>{required}"
+    )
     return html_response("KYC & reviews", body, request)
 
 

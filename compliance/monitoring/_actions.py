@@ -3,15 +3,17 @@
 - Every alert is published to the compliance alerts stream (`Topology.compliance_alerts_stream`,
   created here if missing) with ``Nats-Msg-Id`` = its alert id, so a redelivered event adds no
   second alert; the cases service triages from there.
-- ``freeze`` and ``report_immediately`` (a sanctions match) freeze the customer: a
-  `CustomerState` with ``frozen`` set goes to the gateways' bucket (every other field kept; an
-  account compliance knows nothing of fails closed: frozen, not verified, high risk), and the
-  engine's kill switch is set by journaling `SetKillSwitch` as the control API does.
-  ``report_immediately`` also marks it sanctioned. The withdrawal block rests on the frozen
-  state: the engine's kill switch stops orders only (engine/risk.py), so custody must refuse a
-  withdrawal of a frozen customer, or the engine must refuse its hold (not built yet).
-- ``block_and_sar``, ``require_source_of_funds`` and ``enhanced_monitoring`` are carried by the
-  alert itself: the cases service opens the SAR draft, the request for documents or the review.
+- ``freeze``, ``report_immediately`` (a sanctions match) and ``block_and_sar`` freeze the
+  customer: through the customer records when the customer is known there (audited, and the
+  records publish the state), else a `CustomerState` with ``frozen`` set goes to the gateways'
+  bucket directly (an account compliance knows nothing of fails closed: frozen, not verified,
+  high risk). The engine's kill switch is set by journaling `SetKillSwitch` as the control API
+  does; it stops the account's orders and its withdrawal holds. ``report_immediately`` also
+  marks it sanctioned. The SAR of ``block_and_sar`` is the cases service's: it drafts one for
+  every such alert it stores.
+- ``enhanced_monitoring`` and ``require_source_of_funds`` open a requirement on a known
+  customer's record (`compliance.customers.CustomerStore.open_requirement`), listed for the
+  officers until one closes it.
 
 The freeze comes before the alert is published: when the publish fails, the whole is done again
 (freezing twice is harmless), and the event is acknowledged only after both.
@@ -32,7 +34,7 @@ from compliance.customer_state import (
     ensure_bucket,
     publish_customer_state,
 )
-from compliance.customers import CustomerStore
+from compliance.customers import CustomerStore, RequirementKind
 from engine.journal import EngineClient
 from engine.messages import SetKillSwitch
 from engine.topology import Topology
@@ -42,7 +44,16 @@ from engine.topology import Topology
 alerts_duplicate_window_s = 24 * 3600
 # Jurisdiction written for an account compliance has no state for: ISO 3166's "unknown".
 unknown_jurisdiction = "ZZ"
-_FREEZING = frozenset({"freeze", "report_immediately"})
+# Actions that stop the customer's money at once: a freeze, a sanctions report, and the block of
+# "block and SAR" (custody's transfers stop with the withdrawal block; the SAR is the cases
+# service's, which drafts one for every such alert it stores).
+_FREEZING = frozenset({"freeze", "report_immediately", "block_and_sar"})
+# Actions that ask more of a known customer, recorded on their record until an officer closes
+# them (compliance.customers requirements).
+_REQUIREMENTS = {
+    "enhanced_monitoring": RequirementKind.enhanced_monitoring,
+    "require_source_of_funds": RequirementKind.source_of_funds,
+}
 _state_decoder = CUSTOMER_STATE_DECODER
 
 
@@ -103,6 +114,7 @@ class Actions:
         """Freeze when asked, then publish the alert; raises when NATS does not acknowledge."""
         if _FREEZING.intersection(alert.actions):
             await self.freeze(alert)
+        await self._require(alert)
         ack = await self.js.publish(
             self.topology.compliance_alerts_subject,
             ALERT_ENCODER.encode(alert),
@@ -152,6 +164,20 @@ class Actions:
         await publish_customer_state(self.js, self.topology, state)
         await self._kill_switch(alert)
         return state
+
+    async def _require(self, alert: ComplianceAlert) -> None:
+        """Open the requirements the alert asks for on a known customer's record."""
+        kinds = [_REQUIREMENTS[a] for a in alert.actions if a in _REQUIREMENTS]
+        if not kinds or self.customers is None:
+            return
+        customer = await self.customers.by_account(alert.account_id)
+        if customer is None:
+            return  # no record to keep it on: the alert itself carries the action for triage
+        for kind in kinds:
+            await self.customers.open_requirement(
+                customer.customer_id, kind, alert.alert_id, f"{self.actor}:{alert.rule_id}",
+                alert.summary,
+            )  # fmt: skip
 
     async def _kill_switch(self, alert: ComplianceAlert) -> None:
         # Journaled, not awaited: the engine applies it in order with everything else; the

@@ -17,12 +17,14 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compliance.cases import (
+    AUTOMATIC,
     AlertStatus,
     CaseError,
     CaseOutcome,
@@ -474,3 +476,33 @@ def test_schema_creation_is_safe_from_several_processes_at_once(pg_database: str
                 await conn.close()
 
     asyncio.run(main())
+
+
+def test_a_rule_that_asks_for_a_sar_gets_a_case_and_a_draft_an_officer_approves(
+    pg_database: str,
+) -> None:
+    """block_and_sar: the service opens the case and drafts the SAR itself, through the
+    officers' own steps (history and audit name it), once however often the alert comes; the
+    draft needs an officer's approval, and the drafter is never that officer."""
+
+    async def body(s: Setup) -> None:
+        plain = make_alert(1)
+        assert await s.service.draft_for_alert(plain, "DE") is None
+        asks = msgspec.structs.replace(make_alert(2), actions=("block_and_sar",))
+        await s.service.ingest([plain, asks])
+        case_id = await s.service.draft_for_alert(asks, "DE")
+        assert case_id is not None
+        again = await s.service.draft_for_alert(asks, "DE")  # redelivered: nothing new
+        assert again == case_id
+        case = await s.service.get_case(case_id)
+        assert case.status is CaseStatus.SAR_DRAFTED
+        [draft] = case.drafts
+        assert draft.drafted_by == AUTOMATIC.key_id and asks.alert_id in draft.narrative
+        assert {h.actor for h in case.history} == {AUTOMATIC.key_id}
+        assert (await s.service.get_alert(plain.alert_id)).status is AlertStatus.NEW
+        await s.service.approve_sar(ALICE, draft.draft_id, "read and completed")
+        actions = [(row[0], row[1]) for row in await audit_rows(s.conn)]
+        assert (AUTOMATIC.key_id, "draft_sar") in actions
+        assert (ALICE.key_id, "approve_sar") in actions
+
+    run(pg_database, body)

@@ -165,6 +165,18 @@ def test_a_known_customer_is_frozen_in_the_customer_records(
                 summary="sanctioned address", raised_ts_ns=5,
             )  # fmt: skip
             await actions.carry_out(alert)
+            asks = ComplianceAlert(
+                alert_id="VASP-003:42:y", rule_id="VASP-003", account_id=42, severity="medium",
+                actions=("enhanced_monitoring", "require_source_of_funds"),
+                summary="counterparty in a high-risk jurisdiction", raised_ts_ns=6,
+            )  # fmt: skip
+            await actions.carry_out(asks)
+            await actions.carry_out(asks)  # redelivered: nothing new
+            required = await store.open_requirements(10)
+            assert [(r.kind.value, r.alert_id) for r in required] == [
+                ("enhanced_monitoring", "VASP-003:42:y"),
+                ("source_of_funds", "VASP-003:42:y"),
+            ]
             kv = await nc.jetstream().key_value(topology.customer_state_bucket)
             entry = await kv.get(customer_state_key(42))
             state = msgspec.json.decode(entry.value or b"", type=CustomerState)
