@@ -39,14 +39,14 @@ import nats
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from engine._codes import AccountResult, TransferResult
 from engine.messages import EVENTS_DECODER, EventBatch
 from engine.topology import Topology
 from ledger._columns import TransferColumns
-from ledger.alerts import Alert, raise_alert
+from ledger.alerts import Alert, dead_letter, ensure_dead_letter_stream, raise_alert
 from ledger.exceptions import Difference, ExceptionKind, ExceptionQueue
 from ledger.ledger import EventCommit, Ledger
 from ledger.postings import posting_account, postings_of_batches
@@ -130,7 +130,7 @@ class LedgerConsumer:
         with a round in hand would otherwise leave that round with JetStream until ack_wait
         passes, and the ledger that far behind.
         """
-        await self._ensure_dead_letter_stream()
+        await ensure_dead_letter_stream(self.js, self.topology)
         await self._reopen()
         assert self.ledger is not None
         booked = await self.ledger.journal_seq_booked()
@@ -152,15 +152,6 @@ class LedgerConsumer:
             config=config,
         )
         self.journal_seq_booked = booked
-
-    async def _ensure_dead_letter_stream(self) -> None:
-        name = self.topology.dead_letter_stream
-        try:
-            await self.js.stream_info(name)
-        except NotFoundError:
-            await self.js.add_stream(
-                StreamConfig(name=name, subjects=[f"{self.topology.prefix}.dead_letter.>"])
-            )
 
     async def _reopen(self) -> None:
         """(Re)connect to PostgreSQL, pausing longer after each failure, until it answers or
@@ -383,33 +374,19 @@ class LedgerConsumer:
         )
 
     async def _dead_letter(self, msg: Any, position: int, reason: str) -> None:
-        """Keep the message with its reason in the dead-letter stream, then alert. The publish
-        is acknowledged before the caller acknowledges the original: it is never lost."""
-        await self.js.publish(
-            self.topology.dead_letter_subject(CONSUMER),
-            msg.data,
-            headers={
-                # Once per position: a restart that meets the same message again adds nothing.
-                "Nats-Msg-Id": f"dl:{CONSUMER}:{self.topology.shard}:{position}",
-                "Clearline-Consumer": CONSUMER,
-                "Clearline-Stream": self.topology.events_stream,
-                "Clearline-Stream-Seq": str(position),
-                "Clearline-Reason": reason[:500],
-            },
-        )
-        self.dead_lettered += 1
-        await raise_alert(
+        await dead_letter(
             self.nc,
             self.topology,
-            Alert(
-                source="ledger.consumer",
-                kind="dead_letter",
-                severity="critical",
-                summary=f"events stream message {position} not booked: {reason[:200]}",
-                journal_seq=position,
-                evidence={"stream": self.topology.events_stream, "position": position},
-            ),
+            consumer=CONSUMER,
+            stream=self.topology.events_stream,
+            position=position,
+            data=msg.data,
+            reason=reason,
+            source="ledger.consumer",
+            summary=f"events stream message {position} not booked: {reason[:200]}",
+            journal_seq=position,
         )
+        self.dead_lettered += 1
 
 
 __all__ = ["CONSUMER", "LedgerConsumer", "fetch_messages_max", "known_accounts_max"]

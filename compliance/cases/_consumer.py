@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import nats
 import psycopg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from compliance.alerts import ALERT_DECODER, ComplianceAlert
@@ -28,7 +28,7 @@ from compliance.cases._ingest import store_alerts
 from compliance.cases._limits import fetch_messages_max
 from compliance.cases._schema import ensure_schema
 from engine.topology import Topology
-from ledger.alerts import Alert, raise_alert
+from ledger.alerts import dead_letter, ensure_dead_letter_stream
 
 log = logging.getLogger("clearline.compliance.cases")
 
@@ -99,7 +99,7 @@ class CasesConsumer:
         continues after the last acknowledged alert. Returns early if stopped meanwhile."""
         if not await self._wait_for_alerts_stream():
             return
-        await self._ensure_dead_letter_stream()
+        await ensure_dead_letter_stream(self.js, self.topology)
         await self._reopen()
         assert self._conn is not None
         await ensure_schema(self._conn)
@@ -135,16 +135,6 @@ class CasesConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), stream_wait_s)
         return False
-
-    async def _ensure_dead_letter_stream(self) -> None:
-        name = self.topology.dead_letter_stream
-        try:
-            await self.js.stream_info(name)
-        except NotFoundError:
-            with contextlib.suppress(nats.js.errors.BadRequestError):  # a twin created it
-                await self.js.add_stream(
-                    StreamConfig(name=name, subjects=[f"{self.topology.prefix}.dead_letter.>"])
-                )
 
     async def _reopen(self) -> None:
         await self._close_conn()
@@ -231,28 +221,15 @@ class CasesConsumer:
         return alert
 
     async def _dead_letter(self, msg: Any, position: int, reason: str) -> None:
-        """Keep the message with its reason, then alert; the caller acknowledges it after."""
-        await self.js.publish(
-            self.topology.dead_letter_subject(CONSUMER),
-            msg.data,
-            headers={
-                "Nats-Msg-Id": f"dl:{CONSUMER}:{self.topology.shard}:{position}",
-                "Clearline-Consumer": CONSUMER,
-                "Clearline-Stream": self.topology.compliance_alerts_stream,
-                "Clearline-Stream-Seq": str(position),
-                "Clearline-Reason": reason[:500],
-            },
-        )
-        self.dead_lettered += 1
-        await raise_alert(
+        await dead_letter(
             self.nc,
             self.topology,
-            Alert(
-                source="compliance.cases",
-                kind="dead_letter",
-                severity="critical",
-                summary=f"compliance alert message {position} not stored: {reason[:200]}",
-                journal_seq=position,
-                evidence={"stream": self.topology.compliance_alerts_stream, "position": position},
-            ),
+            consumer=CONSUMER,
+            stream=self.topology.compliance_alerts_stream,
+            position=position,
+            data=msg.data,
+            reason=reason,
+            source="compliance.cases",
+            summary=f"compliance alert message {position} not stored: {reason[:200]}",
         )
+        self.dead_lettered += 1

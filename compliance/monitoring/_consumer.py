@@ -43,7 +43,7 @@ from compliance.monitoring._rules import EventError, Monitor
 from engine.journal import ensure_streams
 from engine.messages import EVENTS_DECODER
 from engine.topology import Topology
-from ledger.alerts import Alert, raise_alert
+from ledger.alerts import dead_letter, ensure_dead_letter_stream
 
 log = logging.getLogger("clearline.compliance.monitoring")
 
@@ -100,9 +100,7 @@ class MonitoringConsumer:
         """Create what is missing (streams, bucket, consumers), rebuild the windows, subscribe."""
         await ensure_streams(self.js, self.topology)
         await self.actions.start()
-        await self._ensure_stream(
-            self.topology.dead_letter_stream, f"{self.topology.prefix}.dead_letter.>"
-        )
+        await ensure_dead_letter_stream(self.js, self.topology)
         custody_stream = self.topology.custody_events_stream
         await self._ensure_stream(custody_stream, self.topology.custody_events_subject)
         custody_subject = self.topology.custody_events_subject
@@ -285,30 +283,19 @@ class MonitoringConsumer:
         during warm-up (the message was dead-lettered when first met)."""
         if self._warming:
             return
-        await self.js.publish(
-            self.topology.dead_letter_subject(CONSUMER),
-            msg.data,
-            headers={
-                "Nats-Msg-Id": f"dl:{CONSUMER}:{stream}:{position}",
-                "Clearline-Consumer": CONSUMER,
-                "Clearline-Stream": stream,
-                "Clearline-Stream-Seq": str(position),
-                "Clearline-Reason": reason[:500],
-            },
-        )
-        self.dead_lettered += 1
-        await raise_alert(
+        await dead_letter(
             self.nc,
             self.topology,
-            Alert(
-                source="compliance.monitoring",
-                kind="dead_letter",
-                severity="critical",
-                summary=f"{stream} message {position} not monitored: {reason[:200]}",
-                journal_seq=position if stream == self.topology.events_stream else 0,
-                evidence={"stream": stream, "position": position},
-            ),
+            consumer=CONSUMER,
+            stream=stream,
+            position=position,
+            data=msg.data,
+            reason=reason,
+            source="compliance.monitoring",
+            summary=f"{stream} message {position} not monitored: {reason[:200]}",
+            journal_seq=position if stream == self.topology.events_stream else 0,
         )
+        self.dead_lettered += 1
 
 
 __all__ = [
