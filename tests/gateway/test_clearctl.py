@@ -42,9 +42,13 @@ import uvloop
 from psycopg import sql
 
 from compliance.customer_state import CustomerState, publish_customer_state
+from compliance.customers import CustomerStore, NatsStatePublisher
 from engine._codes import EventKind, OrderType, Reason, Side
+from engine.journal import EngineClient, new_origin
 from engine.markets import USDT as USDT_ASSET_ID
+from engine.messages import Deposit, HoldWithdrawal
 from gateway._proto.clearline.v1 import order_entry_pb2, order_entry_pb2_grpc
+from gateway.auth import AuditLog
 from gateway.clearctl import key_id
 from gateway.exchange import RunningExchange, RunOptions, exchange_running
 from ledger.model import Purpose, account_id_for
@@ -457,6 +461,78 @@ def test_reconcile_is_clean_then_queues_a_tampered_balance_until_resolved(
         with psycopg.connect(exchange.database_url, autocommit=True) as conn:
             conn.execute(tamper, (-7, usdt_available))
     assert clearctl(exchange, "reconcile").returncode == 0
+
+
+def test_monitoring_freezes_a_customer_and_the_next_order_and_withdrawal_are_refused(
+    exchange: RunningExchange,
+) -> None:
+    """The whole loop on the running exchange: deposits in rapid succession reach transaction
+    monitoring through the events stream; VASP-002 freezes the customer in the customer
+    records and sets the engine's kill switch; the gateway refuses the next order, the engine
+    the next withdrawal, the risk desk sees why, and the alert waits in the case queue."""
+    account = 2004
+    topology = exchange.topology
+
+    async def deposit_five() -> None:
+        client = await EngineClient.connect(exchange.nats_url, topology, new_origin("test"))
+        try:
+            for n in range(5):
+                await client.submit(
+                    [Deposit(account_id=account, asset_id=USDT_ASSET_ID,
+                             amount_minor=1_100 * 10**6, deposit_id=f"e2e:{uuid.uuid4()}:{n}")]
+                )  # fmt: skip
+        finally:
+            await client.close()
+
+    asyncio.run(deposit_five())
+    deadline = time.monotonic() + exchange_timeout_s
+    while (state := ok_json(exchange, "customer", str(account))).get("blocked_by", 0) == 0:
+        assert time.monotonic() < deadline, "monitoring never froze the customer"
+        time.sleep(0.2)
+    assert state["blocked_by_name"] == "customer_must_not_be_frozen"
+    assert "VASP-002" in state["reason"]
+    assert place(exchange, "taker-4", Side.BUY, "30000", "0.1") == rejected(
+        Reason.customer_must_not_be_frozen
+    )
+    while account not in ok_json(exchange, "status")["kill_switched_accounts"]:
+        assert time.monotonic() < deadline, "the kill switch never came"
+        time.sleep(0.2)
+
+    async def withdraw_and_restore() -> tuple[list[int], list[str]]:
+        client = await EngineClient.connect(exchange.nats_url, topology, new_origin("test"))
+        audit = await AuditLog.open(exchange.database_url)
+        store = await CustomerStore.open(
+            exchange.database_url, audit, NatsStatePublisher(client.js, topology)
+        )
+        try:
+            held = await client.submit(
+                [HoldWithdrawal(account_id=account, asset_id=USDT_ASSET_ID, amount_minor=1,
+                                withdrawal_id=f"e2e:{uuid.uuid4()}")]
+            )  # fmt: skip
+            reasons = held.event_rows()["reason"].tolist()
+            async with await psycopg.AsyncConnection.connect(exchange.database_url) as conn:
+                cursor = await conn.execute(
+                    "SELECT rule_id FROM cases.alerts WHERE account_id = %s", (account,)
+                )
+                queued = [row[0] for row in await cursor.fetchall()]
+            customer = await store.by_account(account)
+            assert customer is not None
+            await store.unfreeze(customer.customer_id, "test", "end of the scenario")
+            return reasons, queued
+        finally:
+            await store.close()
+            await audit.close()
+            await client.close()
+
+    reasons, queued = asyncio.run(withdraw_and_restore())
+    assert reasons == [Reason.account_must_not_be_kill_switched]
+    assert "VASP-002" in queued
+    assert clearctl(exchange, "kill-switch", str(account), "off").returncode == 0
+    while ok_json(exchange, "customer", str(account)).get("blocked_by", 0):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert place(exchange, "taker-4", Side.BUY, "30000", "0.1") == ACCEPTED
+    assert ok_json(exchange, "cancel-all", "--account", str(account))["orders_cancelled"] == 1
 
 
 def test_the_compliance_dashboard_runs_beside_the_exchange(exchange: RunningExchange) -> None:
