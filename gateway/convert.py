@@ -573,22 +573,24 @@ def execution_reports(
         if account_id is not None and row.account_id != account_id:
             continue
         reason = row.reason
-        report = order_entry_pb2.ExecutionReport(
-            reason=reason,
-            reason_name=reason_name(reason),
-            order_id=row.order_id,
-            client_order_id=row.client_order_id,
-            side=row.side,
-            status=row.status,
-            **common,
-        )
         if instrument is not None:
             # Price 0 is no price: a market order's, or an amend that keeps its price.
+            # (Set in the constructor: each field set on a message afterwards costs as much.)
             if row.price_ticks:
-                report.price = instrument.price_text(row.price_ticks)
-            report.quantity = instrument.quantity_text(row.quantity_lots)
-            report.leaves_quantity = instrument.quantity_text(row.leaves_lots)
-        reports.append(report)
+                common["price"] = instrument.price_text(row.price_ticks)
+            common["quantity"] = instrument.quantity_text(row.quantity_lots)
+            common["leaves_quantity"] = instrument.quantity_text(row.leaves_lots)
+        reports.append(
+            order_entry_pb2.ExecutionReport(
+                reason=reason,
+                reason_name=reason_name(reason),
+                order_id=row.order_id,
+                client_order_id=row.client_order_id,
+                side=row.side,
+                status=row.status,
+                **common,
+            )
+        )
     return reports
 
 
@@ -612,11 +614,11 @@ def _fill_report(
             side=row.side,
             status=row.status,
         )
-    report = order_entry_pb2.ExecutionReport(**fields)
     if instrument is not None:
-        report.price = instrument.price_text(row.price_ticks)
-        report.quantity = instrument.quantity_text(row.quantity_lots)
-        report.leaves_quantity = instrument.quantity_text(leaves)
+        fields["price"] = instrument.price_text(row.price_ticks)
+        fields["quantity"] = instrument.quantity_text(row.quantity_lots)
+        fields["leaves_quantity"] = instrument.quantity_text(leaves)
+    report = order_entry_pb2.ExecutionReport(**fields)
     return report
 
 

@@ -153,6 +153,8 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
         catalog = ctx.catalog
         prepared = _Prepared()
         now_ns = time.time_ns()
+        state, live = ctx.compliance.get(account_id), ctx.compliance.live
+        failures: dict[int, Reason | None] = {}
         for index, command in enumerate(commands):
             which = command.WhichOneof("command")
             instrument: InstrumentInfo | None = None
@@ -176,13 +178,13 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
                 result = Reason.command_must_be_given
             if not isinstance(result, Reason) and which in ("place", "amend"):
                 assert instrument is not None
-                failure = first_failure(
-                    ctx.compliance.get(account_id),
-                    instrument,
-                    now_ns,
-                    ctx.compliance_limits,
-                    cache_live=ctx.compliance.live,
-                )
+                # One account, one moment: the checks' answer depends only on the instrument.
+                key = instrument.instrument_id
+                if key not in failures:
+                    failures[key] = first_failure(
+                        state, instrument, now_ns, ctx.compliance_limits, cache_live=live
+                    )
+                failure = failures[key]
                 if failure is not None:
                     result = failure
             if isinstance(result, Reason):
