@@ -245,10 +245,10 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
 
     async def outcome(self, seq: int, future: asyncio.Future[EventBatch]) -> EventBatch:
         try:
-            # Shielded: the future may be shared by the calls of one group.
-            return await asyncio.wait_for(
-                asyncio.shield(future), self._ctx.limits.engine_reply_timeout_s
-            )
+            # Shielded: the future may be shared by the calls of one group. (asyncio.timeout,
+            # not wait_for: no task of its own per call.)
+            async with asyncio.timeout(self._ctx.limits.engine_reply_timeout_s):
+                return await asyncio.shield(future)
         except TimeoutError:
             raise _AbortError(
                 grpc.StatusCode.UNAVAILABLE,
