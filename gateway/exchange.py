@@ -3,18 +3,21 @@
 1. Servers: NATS (JetStream) and PostgreSQL from NATS_URL / DATABASE_URL, or private ones
    started in `<data>/servers` (engine/servers.py).
 2. The engine: one process per shard (`python -m engine.loop`), restarted if it dies; it
-   replays its journal from the newest snapshot, so a restart loses nothing. Beside it the
-   ledger service (`python -m ledger.service`): books the engine's events in PostgreSQL and
-   reconciles the books with the engine, also restarted if it dies.
+   replays its journal from the newest snapshot, so a restart loses nothing. Beside it, each
+   also restarted if it dies: the ledger service (`python -m ledger.service`: books the
+   engine's events and reconciles), transaction monitoring (`python -m compliance.monitoring`),
+   the cases consumer (`python -m compliance.cases`), the compliance dashboard
+   (`python -m compliance.dashboard`) and the KYC vendor webhook (`python -m
+   compliance.customers`, its HMAC secret made once in `<data>/kyc-webhook.secret`).
 3. First start only: the demo market and funded demo accounts are journaled, and API keys are
    created (stored hashed) and written to `<data>/client.json` for clearctl and the demo.
-4. Compliance state of the demo customers is published (and refreshed) so orders pass the
-   pre-trade checks.
+4. The demo traders are onboarded in the customer records (KYC verified, assessed) once; the
+   records publish every customer's state, and confirm it hourly, so orders pass the checks.
 5. The gateway: gRPC on the given address, metrics over HTTP.
 
-Ctrl-C stops the gateway, then the ledger service, the engine (which snapshots), the servers.
+Ctrl-C stops the gateway, then the services beside the engine, the engine (which snapshots),
+the servers.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -90,8 +93,9 @@ class RunOptions:
     prefix: str = "cl"
     shard: str = "0"
     rate_limits: RateLimits = field(default_factory=RateLimits)
-    # The consumers beside the engine (ledger, transaction monitoring); the gateway benchmark
-    # leaves them out (it measures the order path; they have benchmarks of their own).
+    # The services beside the engine (ledger, monitoring, cases, dashboard, KYC webhook); the
+    # gateway benchmark leaves them out (it measures the order path; they have benchmarks of
+    # their own).
     with_ledger: bool = True
     # The compliance dashboard (HTTP), beside the consumers; port 0: a free one.
     dashboard_listen: str = "127.0.0.1:0"
