@@ -85,6 +85,7 @@ class CustomerReason(enum.IntEnum):
     consent_must_be_valid = 2105
     reason_must_be_given = 2106
     actor_must_be_named = 2107
+    requirement_must_be_open = 2108
 
 
 class CustomerError(Exception):

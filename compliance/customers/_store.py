@@ -734,6 +734,38 @@ class CustomerStore:
             customer_id, actor, f"require_{kind.value}", reason, decide, extra=write
         )
 
+    async def close_requirement(self, requirement_id: int, actor: str, reason: str) -> None:
+        """Close an open requirement (the review was done, the documents came); audited.
+
+        Raises
+        ------
+        CustomerError
+            ``requirement_must_be_open`` (unknown or closed already), ``reason_must_be_given``,
+            ``actor_must_be_named``: nothing changes.
+        """
+        _check_actor(actor)
+        _check_reason(reason)
+        async with self._lock, self._conn.transaction():
+            cursor = await self._conn.execute(
+                "UPDATE customers.requirements SET closed_at = now()"
+                " WHERE requirement_id = %s AND closed_at IS NULL"
+                " RETURNING customer_id, kind, alert_id",
+                (requirement_id,),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise CustomerError(
+                    CustomerReason.requirement_must_be_open,
+                    f"no open requirement {requirement_id}",
+                )
+            await self._audit.record(
+                actor,
+                f"close_{row[1]}",
+                f"customer:{row[0]}",
+                {"requirement_id": requirement_id, "alert_id": row[2], "reason": reason},
+                "ok",
+            )
+
     async def open_requirements(self, limit: int) -> list[Requirement]:
         """Requirements not yet closed, oldest first."""
         async with self._lock:

@@ -452,10 +452,20 @@ async def customers_page(request: web.Request) -> web.Response:
         ((str(r.customer_id), esc(r.risk_level or "never assessed"),
           esc(r.next_review_on.isoformat() if r.next_review_on else "now")) for r in due),
     )  # fmt: skip
+    session = session_of(request)
+
+    def close_form(requirement_id: int) -> str:
+        return form(
+            "/requirements/close",
+            session,
+            f'<input type=hidden name=requirement_id value="{requirement_id}">'
+            "<input name=reason placeholder='what was done' required>" + button("Close"),
+        )
+
     required = table(
-        ("customer", "asked for", "by", "why", "alert", "since (UTC)"),
+        ("customer", "asked for", "by", "why", "alert", "since (UTC)", ""),
         ((str(r.customer_id), esc(r.kind.value), esc(r.opened_by), esc(r.reason),
-          esc(r.alert_id), esc(f"{r.opened_at:%Y-%m-%d %H:%M}"))
+          esc(r.alert_id), esc(f"{r.opened_at:%Y-%m-%d %H:%M}"), close_form(r.requirement_id))
          for r in await store.open_requirements(page_rows_max)),
     )  # fmt: skip
     body = (
@@ -463,6 +473,17 @@ async def customers_page(request: web.Request) -> web.Response:
         f"<h2>Open requirements (enhanced monitoring, source of funds)</h2>{required}"
     )
     return html_response("KYC & reviews", body, request)
+
+
+async def requirement_close(request: web.Request) -> web.Response:
+    posted = await request.post()
+    text = _field(posted, "requirement_id")
+    if not text.isdigit():
+        raise back("/customers", "refused: no such requirement")
+    decision = _customers(request).close_requirement(
+        int(text), session_of(request).identity.key_id, _field(posted, "reason")
+    )
+    return await _decide(request, "/customers", "requirement closed", decision)
 
 
 # -- WIRING --
@@ -548,6 +569,7 @@ PANELS: list[Panel] = [
     ("GET", "/drafts/{draft_id}.xml", draft_xml),
     ("GET", "/reports", deadlines_page),
     ("GET", "/customers", customers_page),
+    ("POST", "/requirements/close", requirement_close),
 ]
 
 FIGURES: list[tuple[str, FigureProvider]] = [("cases and customers", _figures)]

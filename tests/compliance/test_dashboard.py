@@ -226,6 +226,7 @@ def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
         )  # fmt: skip
         panels, figures = await panels_for(svc, args)
         cases: Any = svc.extra["cases"]
+        customers_store.append(svc.extra["customers"])
         await cases.ingest([make_alert(1), make_alert(2, severity="critical")])
         try:
             async with TestClient(TestServer(create_app(svc, panels, figures))) as client:
@@ -234,6 +235,8 @@ def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
             for close in svc.extra["closers"]:
                 await close()
             await audit.close()
+
+    customers_store: list[Any] = []
 
     async def post(client: TestClient, path: str, **data: str) -> str:
         token = await csrf_of(client, "/alerts")
@@ -314,6 +317,24 @@ def test_an_officer_triages_works_a_case_and_files_a_sar_with_four_eyes(
         assert "SAR/STR deadlines" in deadlines
         customers = await (await client.get("/customers")).text()
         assert "KYC pending" in customers
+        # What monitoring asked of a customer stays open until an officer closes it.
+        store: Any = customers_store[0]
+        customer = await store.create(alice(account_id=None), "onboarding", "new customer")
+        await store.open_requirement(
+            customer.customer_id, "source_of_funds", "VASP-003:9:x", "monitoring", "high risk"
+        )
+        page = await (await client.get("/customers")).text()
+        requirement = re.search(r'name=requirement_id value="(\d+)"', page)
+        assert requirement and "source_of_funds" in page
+        closed = await post(
+            client, "/requirements/close", requirement_id=requirement.group(1),
+            reason="bank statements received",
+        )  # fmt: skip
+        assert "requirement closed" in closed and "VASP-003:9:x" not in closed
+        again = await post(
+            client, "/requirements/close", requirement_id=requirement.group(1), reason="again"
+        )
+        assert "requirement_must_be_open" in again
 
     asyncio.run(main())
 
