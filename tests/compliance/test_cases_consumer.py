@@ -149,8 +149,11 @@ def test_alerts_are_stored_once_across_redelivery(
 def test_module_runs_the_consumer_until_stopped(
     nats_url: str, nats_prefix: str, pg_database: str
 ) -> None:
+    """As an operator runs it: it waits for the alerts stream, stores what comes, and for an
+    alert whose rule asks for a SAR opens the case and drafts it; SIGTERM stops it cleanly."""
     topology = Topology(prefix=nats_prefix)
     alert = make_alert(1)
+    asks = msgspec.structs.replace(make_alert(2), actions=("block_and_sar",))
     process = subprocess.Popen(
         [
             sys.executable,
@@ -173,16 +176,24 @@ def test_module_runs_the_consumer_until_stopped(
             js = nc.jetstream()
             # The process started before the stream existed: it waits for it.
             await create_alerts_stream(js, topology)
-            await js.publish(topology.compliance_alerts_subject, ALERT_ENCODER.encode(alert))
+            for item in (alert, asks):
+                await js.publish(topology.compliance_alerts_subject, ALERT_ENCODER.encode(item))
             await nc.drain()
             while True:  # bounded by pytest's own timeout, not a timed assertion
                 assert process.poll() is None, "the consumer process exited"
                 try:
-                    if await _count(pg_database, "SELECT count(*) FROM cases.alerts") == 1:
-                        return
+                    drafts = await _count(
+                        pg_database,
+                        "SELECT count(*) FROM cases.drafts"
+                        " WHERE drafted_by = 'compliance.cases:auto'",
+                    )
+                    if drafts == 1:
+                        break
                 except psycopg.errors.UndefinedTable:
                     pass
                 await asyncio.sleep(0.1)
+            assert await _count(pg_database, "SELECT count(*) FROM cases.alerts") == 2
+            assert await _count(pg_database, "SELECT count(*) FROM cases.cases") == 1
 
         asyncio.run(main())
         process.send_signal(signal.SIGTERM)
