@@ -96,9 +96,10 @@ class EngineClient:
     """What a gateway (or an admin tool) uses to talk to one engine shard.
 
     `submit` journals a list of commands as one entry and returns the EventBatch the engine
-    published for it; `append_grouped` journals them together with those of concurrent callers
-    (group commit); `query` asks the engine a read-only question. Listeners see every
-    EventBatch (for unsolicited execution reports and monitoring).
+    published for it; `join_group` adds them to the entry being filled with those of concurrent
+    callers (group commit), whose `Group.journaled` says where it landed; `query` asks the
+    engine a read-only question. Listeners see every EventBatch (for unsolicited execution
+    reports and monitoring).
     """
 
     def __init__(self, nc: NatsClient, topology: Topology, origin: str) -> None:
@@ -207,24 +208,12 @@ class EngineClient:
             self._journaled[batch_id] = (ack.seq, time.monotonic())
         return ack.seq, future
 
-    async def append_grouped(
-        self, commands: Sequence[Command]
-    ) -> tuple[int, int, asyncio.Future[EventBatch]]:
-        """Journal the commands in one entry with those of concurrent callers (group commit).
-
-        Returns the entry's journal sequence, the position of the first of these commands in
-        it, and the future of its EventBatch, which the callers share: wait on it shielded.
-        While one group is being journaled the next one fills, so a lone caller waits for no
-        timer and many callers share one JetStream round trip and one engine step.
-        """
-        group, offset = self.join_group(commands)
-        # Shielded: one caller that goes away must not cancel the others' append.
-        seq, future = await asyncio.shield(group.journaled)
-        return seq, offset, future
-
     def join_group(self, commands: Sequence[Command]) -> tuple[Group, int]:
         """Add the commands to the group being filled; returns it and their position in it.
 
+        While one group is being journaled the next one fills, so a lone caller waits for no
+        timer and many callers share one JetStream round trip and one engine step. Wait on
+        ``group.journaled`` (shielded: callers share it) for (journal sequence, outcome future).
         Synchronous, so a caller that joins groups in some order has its commands journaled in
         that order, and knows the group's batch id (its EventBatch's) before the entry exists.
         """

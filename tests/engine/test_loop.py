@@ -149,9 +149,10 @@ def test_group_commit_journals_concurrent_callers_together_and_keeps_their_place
 
             async def one(account: int) -> tuple[int, int, int]:
                 await asyncio.sleep(0.001 * (account % 5))  # some join a group in flight
-                seq, offset, future = await client.append_grouped(
+                group, offset = client.join_group(
                     [buy(account, 1, 290_000 + account, 1), buy(account, 2, 280_000, 2)]
                 )
+                seq, future = await asyncio.shield(group.journaled)
                 batch = await asyncio.shield(future)
                 rows = batch.event_rows()
                 ours = (rows["command_index"] >= offset) & (rows["command_index"] < offset + 2)
