@@ -121,6 +121,7 @@ class Reason(IntEnum):
     command_must_be_given = 1014  # an empty command in a batch
     expire_time_must_fit_in_63_bits = 1015
     client_order_id_must_be_given = 1016  # a place needs one, as FIX's ClOrdID
+    columns_must_be_of_equal_length = 1017  # PlaceColumns: one element per order in each
     # -- 2xxx compliance (fail closed: unknown or stale state rejects) --
     customer_state_must_be_known = 2001
     customer_state_must_be_fresh = 2002

@@ -114,4 +114,23 @@ TRANSFER_DTYPE = np.dtype(
     align=True,
 )
 
-__all__ = ["COMMAND_DTYPE", "EVENT_DTYPE", "INSTRUMENT_DTYPE", "ORDER_DTYPE", "TRANSFER_DTYPE"]
+# One order of a PlaceOrders journal command (engine/messages.py): what differs between the
+# orders of a client's PlaceColumns; the rest is the command's, shared by all of them.
+PLACE_DTYPE = np.dtype(
+    [
+        ("client_order_id", "<i8"),
+        ("price_ticks", "<i8"),
+        ("quantity_lots", "<i8"),
+        ("side", "u1"),  # Side
+    ],
+    align=True,
+)
+
+__all__ = [
+    "COMMAND_DTYPE",
+    "EVENT_DTYPE",
+    "INSTRUMENT_DTYPE",
+    "ORDER_DTYPE",
+    "PLACE_DTYPE",
+    "TRANSFER_DTYPE",
+]

@@ -31,6 +31,7 @@ from engine.messages import (
     JournalEntry,
     Query,
     QueryReply,
+    command_count,
 )
 from engine.topology import Topology
 
@@ -219,14 +220,16 @@ class EngineClient:
         """
         if not commands:
             raise ValueError("no commands to journal")
+        size = sum(map(command_count, commands))
         last = self._groups[-1] if self._groups else None
-        if last is None or len(last.commands) + len(commands) > group_commands_max:
+        if last is None or last.size + size > group_commands_max:
             last = Group(next(self._batch_ids), asyncio.get_running_loop().create_future())
             # Read a failure even when every caller went away, so none is reported as lost.
             last.journaled.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._groups.append(last)
-        offset = len(last.commands)
+        offset = last.size
         last.commands.extend(commands)
+        last.size += size
         if self._group_writer is None or self._group_writer.done():
             self._group_writer = asyncio.create_task(self._write_groups())
         return last, offset
@@ -278,7 +281,7 @@ class Group:
     """Commands of concurrent callers on their way into one journal entry, whose EventBatch
     will carry `batch_id`; `journaled` resolves to (journal sequence, future of the outcome)."""
 
-    __slots__ = ("batch_id", "commands", "journaled")
+    __slots__ = ("batch_id", "commands", "journaled", "size")
 
     def __init__(
         self,
@@ -287,6 +290,7 @@ class Group:
     ) -> None:
         self.batch_id = batch_id
         self.commands: list[Command] = []
+        self.size = 0  # command positions taken (`command_count`): the next caller's offset
         self.journaled = journaled
 
 

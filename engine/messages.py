@@ -11,13 +11,14 @@ batch instead of one Python object per event. `layout` names the record layout v
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from engine._dtypes import EVENT_DTYPE, TRANSFER_DTYPE
+from engine._dtypes import EVENT_DTYPE, PLACE_DTYPE, TRANSFER_DTYPE
 
 
 class _Message(
@@ -42,6 +43,51 @@ class PlaceOrder(_Message, tag="place", frozen=True, kw_only=True):
     post_only: bool = False
     stp_mode: int = 1  # StpMode.CANCEL_TAKER
     stp_group: int = 0
+
+
+class PlaceOrders(_Message, tag="places", frozen=True, kw_only=True):
+    """Places of one account on one instrument in one command: `rows` holds a PLACE_DTYPE
+    record per order, the other fields are every order's. Order k takes command position
+    (this command's position + k) of its entry and applies exactly as the PlaceOrder it stands
+    for (`flat_commands`): the gateway journals a client's PlaceColumns without building a
+    Python object per order."""
+
+    account_id: int
+    instrument_id: int
+    order_type: int
+    time_in_force: int
+    expire_ts_ns: int = 0
+    post_only: bool = False
+    stp_mode: int = 1
+    stp_group: int = 0
+    rows: bytes
+
+    def __post_init__(self) -> None:
+        # Raised while decoding: the entry is then undecodable and skipped whole (engine/loop).
+        if len(self.rows) % PLACE_DTYPE.itemsize:
+            raise ValueError(f"rows must be whole {PLACE_DTYPE.itemsize}-byte PLACE_DTYPE records")
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) // PLACE_DTYPE.itemsize
+
+    def orders(self) -> list[PlaceOrder]:
+        rows = np.frombuffer(self.rows, dtype=PLACE_DTYPE)
+        make = functools.partial(
+            PlaceOrder,
+            account_id=self.account_id,
+            instrument_id=self.instrument_id,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+            expire_ts_ns=self.expire_ts_ns,
+            post_only=self.post_only,
+            stp_mode=self.stp_mode,
+            stp_group=self.stp_group,
+        )
+        return [
+            make(client_order_id=coid, price_ticks=price, quantity_lots=quantity, side=side)
+            for coid, price, quantity, side in rows.tolist()
+        ]
 
 
 class CancelOrder(_Message, tag="cancel", frozen=True, kw_only=True):
@@ -142,6 +188,7 @@ class AdvanceTime(_Message, tag="advance_time", frozen=True, kw_only=True):
 
 Command = (
     PlaceOrder
+    | PlaceOrders
     | CancelOrder
     | AmendOrder
     | MassCancel
@@ -157,6 +204,25 @@ Command = (
     | ReleaseWithdrawal
     | AdvanceTime
 )
+
+
+def command_count(command: Command) -> int:
+    """Command positions `command` takes in its entry: a PlaceOrders one per order."""
+    return command.count if type(command) is PlaceOrders else 1
+
+
+def flat_commands(commands: list[Command]) -> list[Command]:
+    """The entry's commands with each PlaceOrders replaced by its orders, so that each
+    command's index is its position; `commands` itself when there is no PlaceOrders."""
+    if not any(type(c) is PlaceOrders for c in commands):
+        return commands
+    flat: list[Command] = []
+    for command in commands:
+        if type(command) is PlaceOrders:
+            flat.extend(command.orders())
+        else:
+            flat.append(command)
+    return flat
 
 
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -336,6 +402,7 @@ __all__ = [
     "MarketDataUpdate",
     "MassCancel",
     "PlaceOrder",
+    "PlaceOrders",
     "Query",
     "QueryReply",
     "ReleaseWithdrawal",
@@ -345,4 +412,6 @@ __all__ = [
     "SettleWithdrawal",
     "TakeSnapshot",
     "TradePrint",
+    "command_count",
+    "flat_commands",
 ]

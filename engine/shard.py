@@ -73,6 +73,7 @@ from engine.messages import (
     SetRiskLimits,
     SettleWithdrawal,
     TradePrint,
+    flat_commands,
 )
 from engine.risk import (
     BPS,
@@ -195,10 +196,11 @@ class Shard:
         self._reset_entry()
         if entry.ts_ns <= INT64_MAX:  # a wider time fits no row: it would stop every command
             self.ts_ns = max(self.ts_ns, entry.ts_ns)
+        commands = flat_commands(entry.commands)
         if self._compiled:
-            self._apply_commands_compiled(entry.commands)
+            self._apply_commands_compiled(commands)
         else:
-            for index, command in enumerate(entry.commands):
+            for index, command in enumerate(commands):
                 self._handlers[type(command)](index, command)
         self._flush()
         self.journal_seq = journal_seq

@@ -586,9 +586,7 @@ def exceptions_resolve(gateway: Gateway, args: argparse.Namespace) -> Outcome:
 def customer(gateway: Gateway, args: argparse.Namespace) -> Outcome:
     request = control_pb2.CustomerStateRequest(account=args.account)
     reply = gateway.call("customer", gateway.control.GetCustomerState, request)
-    blocked = (
-        reason_text(reply.blocked_by, reply.blocked_by_name) if reply.blocked_by else "no"
-    )
+    blocked = reason_text(reply.blocked_by, reply.blocked_by_name) if reply.blocked_by else "no"
     if not reply.known:
         lines = [("account", str(reply.account)), ("state", "unknown to compliance")]
     else:

@@ -18,6 +18,7 @@
 Ctrl-C stops the gateway, then the services beside the engine, the engine (which snapshots),
 the servers.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -26,6 +26,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 
 from engine._codes import EventKind, Reason
 from engine.messages import Command, EventBatch, GetOrder
@@ -33,6 +34,16 @@ from gateway import metrics
 from gateway._proto.clearline.v1 import order_entry_pb2, order_entry_pb2_grpc
 from gateway.auth import TRADING_ROLES, Identity
 from gateway.checks import first_failure
+from gateway.columns import (
+    PlaceBlock,
+    column_length,
+    columns_proto,
+    count_places,
+    place_block,
+    records_of_reports,
+    report_records,
+    sorted_by_command,
+)
 from gateway.context import MISSED, OVERFLOWED, GatewayContext, Subscriber, abort
 from gateway.convert import (
     CommandContext,
@@ -47,6 +58,8 @@ from gateway.convert import (
 
 ReportBatch = order_entry_pb2.ReportBatch
 ExecutionReport = order_entry_pb2.ExecutionReport
+# Trade stream metadata: "columns" asks for every ReportBatch in ReportColumns.
+REPORT_FORMAT_KEY = "clearline-reports"
 
 
 @dataclass
@@ -57,6 +70,42 @@ class _Prepared:
     contexts: list[CommandContext] = field(default_factory=list)  # one per journaled command
     rejects: list[ExecutionReport] = field(default_factory=list)  # refused by the gateway
     places: list[int] = field(default_factory=list)  # batch positions of the places
+    block: PlaceBlock | None = None  # the batch's PlaceColumns, journaled last when any passed
+
+    @property
+    def journaled_count(self) -> int:
+        """Entry positions the journaled commands take."""
+        block = self.block
+        journaled = 0 if block is None or block.command is None else block.command.count
+        return len(self.contexts) + journaled
+
+    def all_contexts(self) -> list[CommandContext]:
+        return self.contexts if self.block is None else self.contexts + self.block.contexts()
+
+    def all_rejects(self) -> list[ExecutionReport]:
+        return self.rejects if self.block is None else self.rejects + self.block.rejected_reports()
+
+    def place_indexes(self) -> npt.NDArray[np.int64]:
+        places = np.array(self.places, dtype=np.int64)
+        if self.block is None:
+            return places
+        block = np.arange(self.block.count, dtype=np.int64) + self.block.first_index
+        return np.concatenate((places, block))
+
+    def position_arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """Batch command index and instrument id (-1: none) of each journaled position."""
+        positions = [context.command_index for context in self.contexts]
+        instruments = [
+            -1 if context.instrument is None else context.instrument.instrument_id
+            for context in self.contexts
+        ]
+        block = self.block
+        if block is not None and block.command is not None:
+            assert block.instrument is not None
+            journaled = block.journaled_indexes()
+            positions += journaled.tolist()
+            instruments += [block.instrument.instrument_id] * len(journaled)
+        return np.array(positions, dtype=np.int64), np.array(instruments, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -135,7 +184,16 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
         context: grpc.aio.ServicerContext,
     ) -> None:
         identity = await self._ctx.authorize(context, TRADING_ROLES)
-        await _TradeSession(self, identity, context).run(request_iterator)
+        report_format = dict(context.invocation_metadata() or ()).get(REPORT_FORMAT_KEY, "messages")
+        if report_format not in ("messages", "columns"):
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"metadata {REPORT_FORMAT_KEY} must be 'messages' or 'columns', not "
+                f"{report_format!r}",
+            )
+        session = _TradeSession(self, identity, context, columns=report_format == "columns")
+        await session.run(request_iterator)
 
     # -- the steps shared by both --
 
@@ -143,8 +201,10 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
         self,
         commands: Sequence[order_entry_pb2.Command],
         identity: Identity,
+        places: order_entry_pb2.PlaceColumns | None = None,
     ) -> _Prepared:
-        """Validate and check each command; sort them into journaled and refused.
+        """Validate and check each command, then each order of ``places`` (after them in the
+        batch); sort them into journaled and refused.
 
         Raises `_AbortError` (UNAVAILABLE) when an amend's order must be looked up and the
         engine does not answer.
@@ -192,6 +252,20 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
                 continue
             prepared.commands.append(result)
             prepared.contexts.append(CommandContext(index, instrument))
+        if places is not None:
+            block = prepared.block = place_block(places, account_id, catalog, len(commands))
+            if block.command is not None:
+                assert block.instrument is not None
+                key = block.instrument.instrument_id
+                if key not in failures:
+                    failures[key] = first_failure(
+                        state, block.instrument, now_ns, ctx.compliance_limits, cache_live=live
+                    )
+                failure = failures[key]
+                if failure is not None:
+                    block.refuse(failure)
+                else:
+                    prepared.commands.append(block.command)
         return prepared
 
     async def _order_instrument(self, identity: Identity, order_id: int) -> InstrumentInfo | None:
@@ -282,17 +356,17 @@ class _AbortError(Exception):
 
 def _count(prepared: _Prepared, reports: Sequence[ExecutionReport]) -> None:
     """Count each place of the call as accepted, or rejected by its reason."""
-    if not prepared.places:
+    if not prepared.places and prepared.block is None:
         return
     rejected: dict[int, int] = {}
     for report in reports:
         if report.kind == EventKind.REJECTED:
             rejected.setdefault(report.command_index, report.reason)
-    places = set(prepared.places)
+    places = set(prepared.place_indexes().tolist())
     by_reason = collections.Counter(
         Reason(reason) for index, reason in rejected.items() if index in places
     )
-    metrics.count_orders(len(prepared.places) - sum(by_reason.values()), by_reason)
+    metrics.count_orders(len(places) - sum(by_reason.values()), by_reason)
 
 
 @dataclass(eq=False)
@@ -325,8 +399,11 @@ class _TradeSession:
         servicer: OrderEntryServicer,
         identity: Identity,
         context: grpc.aio.ServicerContext,
+        *,
+        columns: bool = False,
     ) -> None:
         self._servicer = servicer
+        self._columns = columns
         self._ctx = servicer._ctx
         self._identity = identity
         self._context = context
@@ -377,15 +454,17 @@ class _TradeSession:
 
     async def _prepare(self, batch: order_entry_pb2.CommandBatch) -> _Prepared | Reason:
         ctx, identity = self._ctx, self._identity
-        if len(batch.commands) > ctx.limits.batch_commands_max:
+        places = batch.places if batch.HasField("places") else None
+        count = len(batch.commands) + (0 if places is None else column_length(places))
+        if count > ctx.limits.batch_commands_max:
             return Reason.batch_must_not_exceed_maximum
-        if not ctx.order_buckets.take(identity.key_id, max(1, len(batch.commands))):
+        if not ctx.order_buckets.take(identity.key_id, max(1, count)):
             raise _AbortError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"rate limit of API key {identity.key_id} reached for a batch of "
-                f"{len(batch.commands)} orders; slow down",
+                f"{count} orders; slow down",
             )
-        return await self._servicer.prepare(batch.commands, identity)
+        return await self._servicer.prepare(batch.commands, identity, places)
 
     def _handle(self, batch: order_entry_pb2.CommandBatch, prepared: _Prepared | Reason) -> None:
         """Journal what passed (in arrival order) and start the batch's reply task."""
@@ -410,30 +489,21 @@ class _TradeSession:
         previous: asyncio.Task[None] | None,
     ) -> None:
         started = time.perf_counter()
-        ctx = self._ctx
         try:
-            if isinstance(prepared, Reason):
-                reports = [rejected_report(prepared, 0)]
-            else:
-                reports = list(prepared.rejects)
+            outcome = None
             if own is not None and isinstance(prepared, _Prepared):
                 seq, future = await self._servicer.journaled(own.journaled)
                 self._own_seqs.add(seq)
                 outcome = await self._servicer.outcome(seq, future)
-                reports += execution_reports(
-                    rows_of_commands(outcome, offset, len(prepared.contexts)),
-                    ctx.catalog,
-                    outcome.journal_seq,
-                    account_id=self._identity.account_id,
-                    commands=prepared.contexts,
-                    command_offset=offset,
-                )
-                reports.sort(key=lambda report: report.command_index)  # stable: row order kept
+            if isinstance(prepared, Reason):
+                reply = self._reply_batch(batch_id, [rejected_report(prepared, 0)])
+            elif self._columns:
+                reply = self._columns_reply(batch_id, prepared, outcome, offset)
+            else:
+                reply = self._messages_reply(batch_id, prepared, outcome, offset)
             if previous is not None:
                 await asyncio.wait((previous,))  # replies in the order of their batches
-            self._out.put_nowait(ReportBatch(batch_id=batch_id, reports=reports))
-            if isinstance(prepared, _Prepared):
-                _count(prepared, reports)
+            self._out.put_nowait(reply)
             metrics.ORDER_ACK_SECONDS.observe(time.perf_counter() - started)
         except _AbortError as exc:
             self._out.put_nowait(_Abort(exc.code, exc.details))
@@ -442,6 +512,54 @@ class _TradeSession:
             if own is not None:
                 own.replied.set()
                 self._own.remove(own)
+
+    def _reply_batch(self, batch_id: int, reports: list[ExecutionReport]) -> ReportBatch:
+        if self._columns:
+            records = records_of_reports(reports, self._ctx.catalog)
+            return ReportBatch(batch_id=batch_id, columns=columns_proto(records))
+        return ReportBatch(batch_id=batch_id, reports=reports)
+
+    def _messages_reply(
+        self, batch_id: int, prepared: _Prepared, outcome: EventBatch | None, offset: int
+    ) -> ReportBatch:
+        reports = list(prepared.all_rejects())
+        if outcome is not None:
+            reports += execution_reports(
+                rows_of_commands(outcome, offset, prepared.journaled_count),
+                self._ctx.catalog,
+                outcome.journal_seq,
+                account_id=self._identity.account_id,
+                commands=prepared.all_contexts(),
+                command_offset=offset,
+            )
+            reports.sort(key=lambda report: report.command_index)  # stable: row order kept
+        _count(prepared, reports)
+        return ReportBatch(batch_id=batch_id, reports=reports)
+
+    def _columns_reply(
+        self, batch_id: int, prepared: _Prepared, outcome: EventBatch | None, offset: int
+    ) -> ReportBatch:
+        """`_messages_reply` in columns: the same reports, built in NumPy."""
+        parts = [records_of_reports(prepared.rejects, self._ctx.catalog)]
+        if prepared.block is not None:
+            parts.append(prepared.block.rejected_records())
+        if outcome is not None:
+            positions, instrument_ids = prepared.position_arrays()
+            rows = rows_of_commands(outcome, offset, len(positions))
+            parts.append(
+                report_records(
+                    rows,
+                    outcome.journal_seq,
+                    self._identity.account_id,
+                    positions=positions,
+                    instrument_ids=instrument_ids,
+                    offset=offset,
+                )
+            )
+        records = sorted_by_command(*parts)
+        accepted, by_reason = count_places(records, prepared.place_indexes())
+        metrics.count_orders(accepted, by_reason)
+        return ReportBatch(batch_id=batch_id, columns=columns_proto(records))
 
     async def _pump(self, subscriber: Subscriber) -> None:
         ctx, account_id = self._ctx, self._identity.account_id
@@ -484,6 +602,11 @@ class _TradeSession:
             # Batches come in journal order: own entries up to this one are done with.
             self._own_seqs = {s for s in self._own_seqs if s > seq}
             if mine:
+                continue
+            if self._columns:
+                records = report_records(batch.event_rows(), seq, account_id)
+                if len(records):
+                    self._out.put_nowait(ReportBatch(batch_id=0, columns=columns_proto(records)))
                 continue
             reports = execution_reports(batch.event_rows(), ctx.catalog, seq, account_id=account_id)
             if reports:

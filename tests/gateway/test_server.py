@@ -536,6 +536,101 @@ def test_trade_stream_answers_batches_and_pushes_unsolicited_reports(
     run(scenario)
 
 
+def columns_of(reply: order_entry_pb2.ReportBatch) -> list[tuple[int, int, int, int]]:
+    c = reply.columns
+    return list(zip(c.command_indexes, c.kinds, c.reasons, c.client_order_ids, strict=True))
+
+
+def test_a_columns_stream_places_blocks_of_orders_and_reads_reports_as_columns(
+    start: Callable[..., Any],
+) -> None:
+    """A market maker's PlaceColumns block after ordinary commands: each order is checked and
+    answered at its own command index, the ones that pass trade, and every report of the
+    stream (replies and fills as maker) comes in ReportColumns with ticks and lots."""
+
+    async def scenario() -> None:
+        async with start() as ex:
+            columns = (("clearline-reports", "columns"),)
+            maker = ex.orders.Trade(metadata=(*ex.auth("maker"), *columns))
+            await maker.write(
+                order_entry_pb2.CommandBatch(
+                    batch_id=7,
+                    commands=[command(cancel=order_entry_pb2.CancelOrderRequest(order_id=999))],
+                    places=order_entry_pb2.PlaceColumns(
+                        instrument="BTC-USDT",
+                        order_type=LIMIT,
+                        sides=[SELL, SELL, 0, SELL],
+                        price_ticks=[300_000, 300_010, 300_000, 5],  # 5 ticks: below the band
+                        quantity_lots=[3_000, 3_000, 1, 1],
+                        client_order_ids=[1, 2, 3, 4],
+                    ),
+                )
+            )
+            reply = await asyncio.wait_for(maker.read(), 10)
+            assert reply.batch_id == 7 and not reply.reports
+            assert columns_of(reply) == [
+                (0, EventKind.REJECTED, Reason.order_must_exist, 0),
+                (1, EventKind.ACCEPTED, 0, 1),
+                (2, EventKind.ACCEPTED, 0, 2),
+                (3, EventKind.REJECTED, Reason.side_must_be_given, 3),
+                (4, EventKind.REJECTED, Reason.price_must_be_within_band, 4),
+            ]
+            assert list(reply.columns.instrument_ids)[1:] == [1, 1, 1, 1]
+            assert list(reply.columns.price_ticks)[1:3] == [300_000, 300_010]
+            seqs = set(reply.columns.journal_seqs) - {0}
+            assert len(seqs) == 1, "the batch is one journal entry"
+
+            # a taker's unary order fills the first sell: the fill reaches the maker as columns
+            await ex.orders.PlaceOrder(place(9, BUY, "30000", "0.1"), metadata=ex.auth("trader"))
+            pushed = await asyncio.wait_for(maker.read(), 10)
+            assert pushed.batch_id == 0 and not pushed.reports
+            fill = pushed.columns
+            assert (list(fill.kinds), list(fill.makers), list(fill.client_order_ids)) == (
+                [EventKind.FILLED],
+                [True],
+                [1],
+            )
+            assert (list(fill.quantity_lots), list(fill.leaves_lots)) == ([1_000], [2_000])
+            assert list(fill.statuses) == [OrderStatus.PARTIALLY_FILLED]
+
+            # the same block on a stream without columns is answered in messages
+            plain = ex.orders.Trade(metadata=ex.auth("maker"))
+            await plain.write(
+                order_entry_pb2.CommandBatch(
+                    batch_id=8,
+                    places=order_entry_pb2.PlaceColumns(
+                        instrument="BTC-USDT",
+                        order_type=LIMIT,
+                        sides=[SELL, 0],
+                        price_ticks=[300_020, 300_000],
+                        quantity_lots=[10, 1],
+                        client_order_ids=[5, 6],
+                    ),
+                )
+            )
+            answer = await asyncio.wait_for(plain.read(), 10)
+            assert [(r.command_index, r.kind, r.reason) for r in answer.reports] == [
+                (0, EventKind.ACCEPTED, 0),
+                (1, EventKind.REJECTED, Reason.side_must_be_given),
+            ]
+            assert (answer.reports[0].price, answer.reports[0].quantity) == ("30002", "0.001")
+            assert answer.reports[1].price == "30000"
+            await plain.done_writing()
+            assert await plain.code() == grpc.StatusCode.OK
+            # the account's order from the other stream reaches this one too, as columns
+            await maker.done_writing()
+            rest = []
+            while (more := await asyncio.wait_for(maker.read(), 10)) != grpc.aio.EOF:
+                rest.append(more)
+            assert [(r.batch_id, list(r.columns.client_order_ids)) for r in rest] == [(0, [5])]
+            assert await maker.code() == grpc.StatusCode.OK
+
+            bad = ex.orders.Trade(metadata=(*ex.auth("maker"), ("clearline-reports", "csv")))
+            assert await status_of(bad.read()) == grpc.StatusCode.INVALID_ARGUMENT
+
+    run(scenario)
+
+
 def test_a_pipelined_stream_is_answered_in_order_and_its_batches_share_entries(
     start: Callable[..., Any],
 ) -> None:

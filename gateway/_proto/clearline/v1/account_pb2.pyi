@@ -84,7 +84,7 @@ class ListInstrumentsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Instrument(_message.Message):
-    __slots__ = ("symbol", "base_asset", "quote_asset", "tick_size", "lot_size", "quantity_min", "quantity_max", "notional_min", "price_min", "price_max", "status", "taker_fee_bps", "maker_fee_bps", "jurisdictions_allowed")
+    __slots__ = ("symbol", "base_asset", "quote_asset", "tick_size", "lot_size", "quantity_min", "quantity_max", "notional_min", "price_min", "price_max", "status", "taker_fee_bps", "maker_fee_bps", "jurisdictions_allowed", "instrument_id")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     BASE_ASSET_FIELD_NUMBER: _ClassVar[int]
     QUOTE_ASSET_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class Instrument(_message.Message):
     TAKER_FEE_BPS_FIELD_NUMBER: _ClassVar[int]
     MAKER_FEE_BPS_FIELD_NUMBER: _ClassVar[int]
     JURISDICTIONS_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     base_asset: str
     quote_asset: str
@@ -113,7 +114,8 @@ class Instrument(_message.Message):
     taker_fee_bps: int
     maker_fee_bps: int
     jurisdictions_allowed: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, symbol: _Optional[str] = ..., base_asset: _Optional[str] = ..., quote_asset: _Optional[str] = ..., tick_size: _Optional[str] = ..., lot_size: _Optional[str] = ..., quantity_min: _Optional[str] = ..., quantity_max: _Optional[str] = ..., notional_min: _Optional[str] = ..., price_min: _Optional[str] = ..., price_max: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.InstrumentStatus, str]] = ..., taker_fee_bps: _Optional[int] = ..., maker_fee_bps: _Optional[int] = ..., jurisdictions_allowed: _Optional[_Iterable[str]] = ...) -> None: ...
+    instrument_id: int
+    def __init__(self, symbol: _Optional[str] = ..., base_asset: _Optional[str] = ..., quote_asset: _Optional[str] = ..., tick_size: _Optional[str] = ..., lot_size: _Optional[str] = ..., quantity_min: _Optional[str] = ..., quantity_max: _Optional[str] = ..., notional_min: _Optional[str] = ..., price_min: _Optional[str] = ..., price_max: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.InstrumentStatus, str]] = ..., taker_fee_bps: _Optional[int] = ..., maker_fee_bps: _Optional[int] = ..., jurisdictions_allowed: _Optional[_Iterable[str]] = ..., instrument_id: _Optional[int] = ...) -> None: ...
 
 class Instruments(_message.Message):
     __slots__ = ("instruments",)

@@ -70,12 +70,40 @@ class Command(_message.Message):
     def __init__(self, place: _Optional[_Union[PlaceOrderRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelOrderRequest, _Mapping]] = ..., amend: _Optional[_Union[AmendOrderRequest, _Mapping]] = ..., mass_cancel: _Optional[_Union[MassCancelRequest, _Mapping]] = ...) -> None: ...
 
 class CommandBatch(_message.Message):
-    __slots__ = ("batch_id", "commands")
+    __slots__ = ("batch_id", "commands", "places")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    PLACES_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     commands: _containers.RepeatedCompositeFieldContainer[Command]
-    def __init__(self, batch_id: _Optional[int] = ..., commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ...) -> None: ...
+    places: PlaceColumns
+    def __init__(self, batch_id: _Optional[int] = ..., commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., places: _Optional[_Union[PlaceColumns, _Mapping]] = ...) -> None: ...
+
+class PlaceColumns(_message.Message):
+    __slots__ = ("instrument", "order_type", "time_in_force", "post_only", "expire_ts_ns", "stp_mode", "stp_group", "sides", "price_ticks", "quantity_lots", "client_order_ids")
+    INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_FORCE_FIELD_NUMBER: _ClassVar[int]
+    POST_ONLY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TS_NS_FIELD_NUMBER: _ClassVar[int]
+    STP_MODE_FIELD_NUMBER: _ClassVar[int]
+    STP_GROUP_FIELD_NUMBER: _ClassVar[int]
+    SIDES_FIELD_NUMBER: _ClassVar[int]
+    PRICE_TICKS_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_LOTS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    instrument: str
+    order_type: _types_pb2.OrderType
+    time_in_force: _types_pb2.TimeInForce
+    post_only: bool
+    expire_ts_ns: int
+    stp_mode: _types_pb2.StpMode
+    stp_group: int
+    sides: _containers.RepeatedScalarFieldContainer[_types_pb2.Side]
+    price_ticks: _containers.RepeatedScalarFieldContainer[int]
+    quantity_lots: _containers.RepeatedScalarFieldContainer[int]
+    client_order_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, instrument: _Optional[str] = ..., order_type: _Optional[_Union[_types_pb2.OrderType, str]] = ..., time_in_force: _Optional[_Union[_types_pb2.TimeInForce, str]] = ..., post_only: _Optional[bool] = ..., expire_ts_ns: _Optional[int] = ..., stp_mode: _Optional[_Union[_types_pb2.StpMode, str]] = ..., stp_group: _Optional[int] = ..., sides: _Optional[_Iterable[_Union[_types_pb2.Side, str]]] = ..., price_ticks: _Optional[_Iterable[int]] = ..., quantity_lots: _Optional[_Iterable[int]] = ..., client_order_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ExecutionReport(_message.Message):
     __slots__ = ("kind", "reason", "reason_name", "command_index", "order_id", "client_order_id", "instrument", "side", "status", "price", "quantity", "leaves_quantity", "trade_id", "maker", "journal_seq", "ts_ns")
@@ -114,9 +142,45 @@ class ExecutionReport(_message.Message):
     def __init__(self, kind: _Optional[_Union[_types_pb2.EventKind, str]] = ..., reason: _Optional[_Union[_types_pb2.Reason, str]] = ..., reason_name: _Optional[str] = ..., command_index: _Optional[int] = ..., order_id: _Optional[int] = ..., client_order_id: _Optional[int] = ..., instrument: _Optional[str] = ..., side: _Optional[_Union[_types_pb2.Side, str]] = ..., status: _Optional[_Union[_types_pb2.OrderStatus, str]] = ..., price: _Optional[str] = ..., quantity: _Optional[str] = ..., leaves_quantity: _Optional[str] = ..., trade_id: _Optional[int] = ..., maker: _Optional[bool] = ..., journal_seq: _Optional[int] = ..., ts_ns: _Optional[int] = ...) -> None: ...
 
 class ReportBatch(_message.Message):
-    __slots__ = ("batch_id", "reports")
+    __slots__ = ("batch_id", "reports", "columns")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     reports: _containers.RepeatedCompositeFieldContainer[ExecutionReport]
-    def __init__(self, batch_id: _Optional[int] = ..., reports: _Optional[_Iterable[_Union[ExecutionReport, _Mapping]]] = ...) -> None: ...
+    columns: ReportColumns
+    def __init__(self, batch_id: _Optional[int] = ..., reports: _Optional[_Iterable[_Union[ExecutionReport, _Mapping]]] = ..., columns: _Optional[_Union[ReportColumns, _Mapping]] = ...) -> None: ...
+
+class ReportColumns(_message.Message):
+    __slots__ = ("kinds", "reasons", "command_indexes", "order_ids", "client_order_ids", "instrument_ids", "sides", "statuses", "price_ticks", "quantity_lots", "leaves_lots", "trade_ids", "makers", "journal_seqs", "ts_ns")
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_INDEXES_FIELD_NUMBER: _ClassVar[int]
+    ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    SIDES_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    PRICE_TICKS_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_LOTS_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_LOTS_FIELD_NUMBER: _ClassVar[int]
+    TRADE_IDS_FIELD_NUMBER: _ClassVar[int]
+    MAKERS_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_SEQS_FIELD_NUMBER: _ClassVar[int]
+    TS_NS_FIELD_NUMBER: _ClassVar[int]
+    kinds: _containers.RepeatedScalarFieldContainer[_types_pb2.EventKind]
+    reasons: _containers.RepeatedScalarFieldContainer[_types_pb2.Reason]
+    command_indexes: _containers.RepeatedScalarFieldContainer[int]
+    order_ids: _containers.RepeatedScalarFieldContainer[int]
+    client_order_ids: _containers.RepeatedScalarFieldContainer[int]
+    instrument_ids: _containers.RepeatedScalarFieldContainer[int]
+    sides: _containers.RepeatedScalarFieldContainer[_types_pb2.Side]
+    statuses: _containers.RepeatedScalarFieldContainer[_types_pb2.OrderStatus]
+    price_ticks: _containers.RepeatedScalarFieldContainer[int]
+    quantity_lots: _containers.RepeatedScalarFieldContainer[int]
+    leaves_lots: _containers.RepeatedScalarFieldContainer[int]
+    trade_ids: _containers.RepeatedScalarFieldContainer[int]
+    makers: _containers.RepeatedScalarFieldContainer[bool]
+    journal_seqs: _containers.RepeatedScalarFieldContainer[int]
+    ts_ns: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, kinds: _Optional[_Iterable[_Union[_types_pb2.EventKind, str]]] = ..., reasons: _Optional[_Iterable[_Union[_types_pb2.Reason, str]]] = ..., command_indexes: _Optional[_Iterable[int]] = ..., order_ids: _Optional[_Iterable[int]] = ..., client_order_ids: _Optional[_Iterable[int]] = ..., instrument_ids: _Optional[_Iterable[int]] = ..., sides: _Optional[_Iterable[_Union[_types_pb2.Side, str]]] = ..., statuses: _Optional[_Iterable[_Union[_types_pb2.OrderStatus, str]]] = ..., price_ticks: _Optional[_Iterable[int]] = ..., quantity_lots: _Optional[_Iterable[int]] = ..., leaves_lots: _Optional[_Iterable[int]] = ..., trade_ids: _Optional[_Iterable[int]] = ..., makers: _Optional[_Iterable[bool]] = ..., journal_seqs: _Optional[_Iterable[int]] = ..., ts_ns: _Optional[_Iterable[int]] = ...) -> None: ...

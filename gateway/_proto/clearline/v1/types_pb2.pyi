@@ -109,6 +109,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     command_must_be_given: _ClassVar[Reason]
     expire_time_must_fit_in_63_bits: _ClassVar[Reason]
     client_order_id_must_be_given: _ClassVar[Reason]
+    columns_must_be_of_equal_length: _ClassVar[Reason]
     customer_state_must_be_known: _ClassVar[Reason]
     customer_state_must_be_fresh: _ClassVar[Reason]
     customer_must_be_verified: _ClassVar[Reason]
@@ -286,6 +287,7 @@ batch_must_not_exceed_maximum: Reason
 command_must_be_given: Reason
 expire_time_must_fit_in_63_bits: Reason
 client_order_id_must_be_given: Reason
+columns_must_be_of_equal_length: Reason
 customer_state_must_be_known: Reason
 customer_state_must_be_fresh: Reason
 customer_must_be_verified: Reason
