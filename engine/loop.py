@@ -51,6 +51,7 @@ from engine.messages import (
     Query,
     QueryReply,
     TakeSnapshot,
+    compressed,
 )
 from engine.shard import Shard, SnapshotCorrupt
 from engine.topology import Topology
@@ -73,6 +74,9 @@ idle_tick_s = 1.0
 quiet_s = 1.0
 # An event publish not acknowledged in this long is sent again (the message id dedupes it).
 publish_ack_timeout_s = 5.0
+# Room left under the NATS server's max_payload for what a publish adds to the encoded batch
+# (headers: message id and expected last message id).
+payload_headroom_bytes = 1_024
 
 
 class EngineLoop:
@@ -230,7 +234,19 @@ class EngineLoop:
         if applied is None or seq <= self.published_through:
             return  # replaying what was published before a restart
         batch = self.shard.event_batch(seq, entry, applied)
-        await self._publish_events(seq, ENCODER.encode(batch))
+        payload = ENCODER.encode(batch)
+        if len(payload) > self._nc.max_payload - payload_headroom_bytes:
+            # A large entry (many orders that trade, or one that sweeps the book) would stop the
+            # engine at this entry on every restart: its outcome goes compressed instead.
+            payload = ENCODER.encode(compressed(batch))
+            log.info("entry %d: outcome compressed to %d bytes", seq, len(payload))
+            if len(payload) > self._nc.max_payload - payload_headroom_bytes:
+                raise RuntimeError(
+                    f"the outcome of journal entry {seq} is {len(payload):,} bytes compressed, "
+                    f"over the NATS server's max_payload of {self._nc.max_payload:,}: raise "
+                    "max_payload in the server's configuration and restart the engine"
+                )
+        await self._publish_events(seq, payload)
         for update in applied.market_data:
             subject = self.topology.market_data_subject(update.instrument_id)
             await self._nc.publish(subject, ENCODER.encode(update))

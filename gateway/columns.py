@@ -319,8 +319,11 @@ def records_of_reports(
 
 def sorted_by_command(*parts: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """The parts' records in one array, ordered by command index (stable: a command's reports
-    keep their order, and the parts theirs)."""
-    records = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    keep their order, and the parts theirs). One part is returned as it is: each part is in
+    command order already."""
+    if len(parts) == 1:
+        return parts[0]
+    records = np.concatenate(parts) if parts else np.zeros(0, REPORT_DTYPE)
     return records[np.argsort(records["command_index"], kind="stable")]
 
 
@@ -361,9 +364,10 @@ def count_places(records: npt.NDArray[Any], place_indexes: npt.NDArray[np.int64]
     int, collections.Counter[Reason]
 ]:  # fmt: skip
     """Of the places at ``place_indexes``: how many were accepted, and the rejected by reason."""
-    rejected = records[
-        (records["kind"] == EventKind.REJECTED) & np.isin(records["command_index"], place_indexes)
-    ]
+    rejects = records["kind"] == EventKind.REJECTED
+    if not rejects.any():
+        return len(place_indexes), collections.Counter()
+    rejected = records[rejects & np.isin(records["command_index"], place_indexes)]
     _, first = np.unique(rejected["command_index"], return_index=True)
     reasons, counts = np.unique(rejected["reason"][first], return_counts=True)
     by_reason = collections.Counter(

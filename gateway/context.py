@@ -9,6 +9,7 @@ market data streams of their instrument. One NATS subscription each, however man
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -238,7 +239,11 @@ class GatewayContext:
         self.events = EventHub(self)
         self.market_data = MarketDataHub(self)
         # order id -> (instrument id, account id) of every order accepted while we listened
-        self.order_instruments: dict[int, tuple[int, int]] = {}
+        # Ordered so that the oldest goes first in O(1): a plain dict's first key is found by
+        # scanning the holes its deletions left, which grows with the eviction rate.
+        self.order_instruments: collections.OrderedDict[int, tuple[int, int]] = (
+            collections.OrderedDict()
+        )
         self._reload: asyncio.Task[None] | None = None
 
     # -- the catalog --
@@ -274,9 +279,8 @@ class GatewayContext:
         instruments = accepted["instrument_id"].tolist()
         owners = zip(instruments, accepted["account_id"].tolist(), strict=True)
         remembered.update(zip(accepted["order_id"].tolist(), owners, strict=True))
-        # dicts keep insertion order: the first keys are the oldest.
         while len(remembered) > self.limits.order_instruments_max:
-            del remembered[next(iter(remembered))]
+            remembered.popitem(last=False)
         statuses = rows[rows["kind"] == EventKind.INSTRUMENT_STATUS]["instrument_id"].tolist()
         if any(i not in self.catalog.by_id for i in statuses):
             self.reload_catalog_soon()

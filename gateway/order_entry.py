@@ -540,8 +540,10 @@ class _TradeSession:
         self, batch_id: int, prepared: _Prepared, outcome: EventBatch | None, offset: int
     ) -> ReportBatch:
         """`_messages_reply` in columns: the same reports, built in NumPy."""
-        parts = [records_of_reports(prepared.rejects, self._ctx.catalog)]
-        if prepared.block is not None:
+        parts = []
+        if prepared.rejects:
+            parts.append(records_of_reports(prepared.rejects, self._ctx.catalog))
+        if prepared.block is not None and prepared.block.reasons.any():
             parts.append(prepared.block.rejected_records())
         if outcome is not None:
             positions, instrument_ids = prepared.position_arrays()

@@ -24,8 +24,10 @@ from engine.messages import (
     GetBalances,
     GetBook,
     GetStatus,
+    JournalEntry,
     PlaceOrder,
 )
+from engine.shard import Shard
 from engine.topology import Topology
 
 
@@ -220,6 +222,52 @@ def test_a_lost_event_publish_is_sent_again_with_everything_after_it(
             for seq in range(1, 10):
                 msg = await client.js.get_msg(topology.events_stream, seq=seq)
                 assert EVENTS_DECODER.decode(msg.data).journal_seq == seq
+        finally:
+            await engine.stop()
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_outcome_too_large_for_one_nats_message_goes_compressed(
+    nats_url: str, nats_prefix: str, tmp_path: Path
+) -> None:
+    """3,000 orders that all trade in one entry: their rows (about 2 MB) are over NATS's 1 MB
+    max_payload, which would stop the engine at that entry on every restart. The engine
+    publishes them zlib-compressed instead, and a reader gets the rows an in-process shard
+    computes for the same entries."""
+
+    async def scenario() -> None:
+        topology = Topology(nats_prefix, "0")
+        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0)
+        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
+        setup = [*market_commands(), *funding_commands([10, 11])]
+        crossing = [sell(10, n, 300_000, 1) for n in range(1, 1_501)]
+        crossing += [buy(11, n, 300_000, 1) for n in range(1, 1_501)]
+        try:
+            await client.submit(setup)
+            batch = await client.submit(crossing)
+            message = await client.js.get_msg(topology.events_stream, seq=batch.journal_seq)
+            assert len(message.data) < client.nc.max_payload
+            stored = EVENTS_DECODER.decode(message.data)
+            assert stored.codec == 1
+            assert len(stored.events) + len(stored.transfers) < len(message.data)
+            shard = Shard()
+            shard.apply(1, JournalEntry(origin="t", batch_id=1, ts_ns=1, commands=setup))
+            applied = shard.apply(
+                2, JournalEntry(origin="t", batch_id=2, ts_ns=1, commands=crossing)
+            )
+            assert applied is not None
+            assert (applied.events["kind"] == EventKind.FILLED).sum() == 1_500
+            assert applied.events.nbytes + applied.transfers.nbytes > client.nc.max_payload
+            for read in (stored, batch):
+                assert (
+                    read.event_rows()[["kind", "order_id", "trade_id"]].tolist()
+                    == applied.events[["kind", "order_id", "trade_id"]].tolist()
+                )
+                assert read.transfer_rows().tolist() == applied.transfers.tolist()
+            status = (await client.query(GetStatus())).result
+            assert status["journal_seq_applied"] == 2
         finally:
             await engine.stop()
             await client.close()
