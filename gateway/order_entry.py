@@ -374,6 +374,7 @@ class _Own:
     """One of a stream's batches that went to the journal and is not answered yet."""
 
     journaled: asyncio.Future[tuple[int, asyncio.Future[EventBatch]]]  # the group's
+    positions: range  # its commands' positions in the entry: what its reply answers
     replied: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -385,9 +386,10 @@ class _TradeSession:
     then reads on while the batch is journaled and applied (pipelining, up to
     `stream_batches_in_flight_max` batches). One reply task per batch waits for its outcome and
     queues its ReportBatch after the previous batch's, so replies keep the batches' order. The
-    pump turns every other EventBatch that concerns the account (fills as maker, expiries, the
-    risk desk's cancels, the account's orders sent on other calls) into a ReportBatch with
-    batch_id 0, in journal order, after the reply of any of this stream's own earlier entries.
+    pump turns the rest of every EventBatch that concerns the account (fills as maker, expiries,
+    the risk desk's cancels, the account's orders sent on other calls), including the rows of
+    other calls' commands in an entry this stream shares, into a ReportBatch with batch_id 0,
+    in journal order, after the replies of this stream's own batches in that entry or before.
     The writer (the call's own task) sends what is queued.
 
     A client that disconnects stops them all; whatever was journaled stays journaled and
@@ -410,7 +412,9 @@ class _TradeSession:
         self._out: asyncio.Queue[ReportBatch | _Abort | None] = asyncio.Queue()
         self._in_flight = asyncio.Semaphore(self._ctx.limits.stream_batches_in_flight_max)
         self._own: collections.deque[_Own] = collections.deque()  # journal order
-        self._own_seqs: set[int] = set()  # own entries the pump may still see
+        # Own entries the pump may still see: the positions of own commands in each, whose rows
+        # the replies answer (the pump reports the entry's other rows that concern the account).
+        self._own_positions: dict[int, list[range]] = {}
         self._last_reply: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Task[None]] = set()
 
@@ -471,7 +475,7 @@ class _TradeSession:
         own, offset = None, 0
         if isinstance(prepared, _Prepared) and prepared.commands:
             group, offset = self._ctx.engine.join_group(prepared.commands)
-            own = _Own(group.journaled)
+            own = _Own(group.journaled, range(offset, offset + prepared.journaled_count))
             self._own.append(own)
         task = asyncio.create_task(
             self._reply(batch.batch_id, prepared, own, offset, self._last_reply)
@@ -493,7 +497,7 @@ class _TradeSession:
             outcome = None
             if own is not None and isinstance(prepared, _Prepared):
                 seq, future = await self._servicer.journaled(own.journaled)
-                self._own_seqs.add(seq)
+                self._learn_own(seq, own)
                 outcome = await self._servicer.outcome(seq, future)
             if isinstance(prepared, Reason):
                 reply = self._reply_batch(batch_id, [rejected_report(prepared, 0)])
@@ -563,6 +567,11 @@ class _TradeSession:
         metrics.count_orders(accepted, by_reason)
         return ReportBatch(batch_id=batch_id, columns=columns_proto(records))
 
+    def _learn_own(self, seq: int, own: _Own) -> None:
+        answered = self._own_positions.setdefault(seq, [])
+        if own.positions not in answered:
+            answered.append(own.positions)
+
     async def _pump(self, subscriber: Subscriber) -> None:
         ctx, account_id = self._ctx, self._identity.account_id
         while True:
@@ -588,29 +597,36 @@ class _TradeSession:
             batch: EventBatch = item
             seq = batch.journal_seq
             # An EventBatch can overtake its append's ack: learn where each of the stream's
-            # own unanswered entries landed, and let the replies of earlier ones go first.
+            # own unanswered entries landed, and let their replies go first.
             for own in list(self._own):
                 if not own.journaled.done():
                     await asyncio.wait((own.journaled,))
                 if own.journaled.cancelled() or own.journaled.exception() is not None:
                     continue
                 own_seq = own.journaled.result()[0]
-                self._own_seqs.add(own_seq)
+                self._learn_own(own_seq, own)
                 if own_seq > seq:
                     break
-                if own_seq < seq:
-                    await own.replied.wait()
-            mine = batch.origin == ctx.engine.origin and seq in self._own_seqs
+                await own.replied.wait()  # the reply first: it may accept what the rest fills
+            answered = self._own_positions.pop(seq, []) if batch.origin == ctx.engine.origin else []
             # Batches come in journal order: own entries up to this one are done with.
-            self._own_seqs = {s for s in self._own_seqs if s > seq}
-            if mine:
-                continue
+            for done in [s for s in self._own_positions if s < seq]:
+                del self._own_positions[done]
+            rows = batch.event_rows()
+            if answered:
+                # The rest of an entry shared with other calls: e.g. this account's resting
+                # order filled by another account's order in the same entry.
+                index = rows["command_index"]
+                others = np.ones(len(rows), dtype=bool)
+                for positions in answered:
+                    others &= (index < positions.start) | (index >= positions.stop)
+                rows = rows[others]
             if self._columns:
-                records = report_records(batch.event_rows(), seq, account_id)
+                records = report_records(rows, seq, account_id)
                 if len(records):
                     self._out.put_nowait(ReportBatch(batch_id=0, columns=columns_proto(records)))
                 continue
-            reports = execution_reports(batch.event_rows(), ctx.catalog, seq, account_id=account_id)
+            reports = execution_reports(rows, ctx.catalog, seq, account_id=account_id)
             if reports:
                 self._out.put_nowait(ReportBatch(batch_id=0, reports=reports))
 

@@ -631,6 +631,62 @@ def test_a_columns_stream_places_blocks_of_orders_and_reads_reports_as_columns(
     run(scenario)
 
 
+def test_a_stream_gets_its_maker_fill_from_an_entry_it_shares_with_the_taker(
+    start: Callable[..., Any],
+) -> None:
+    """Group commit puts a stream's batch (a resting sell) and another account's crossing buy
+    in one entry, in that order. The trade's row belongs to the buy's command, so the batch's
+    reply (its own commands' reports) holds only the ACCEPTED; the maker's fill must still
+    reach the stream, as an unsolicited report. Method: the journal append of a first call is
+    held until both have joined the next group."""
+
+    async def scenario() -> None:
+        async with start() as ex:
+            engine = ex.gateway.context.engine
+            append, holding, gate = engine.append, asyncio.Event(), asyncio.Event()
+
+            async def held(*args: Any, **kwargs: Any) -> Any:
+                holding.set()
+                await gate.wait()
+                return await append(*args, **kwargs)
+
+            engine.append = held  # type: ignore[method-assign]
+            maker = ex.orders.Trade(metadata=ex.auth("maker"))
+            first = asyncio.ensure_future(
+                ex.orders.PlaceOrder(place(1, BUY, "29000", "0.01"), metadata=ex.auth("trader"))
+            )
+            await asyncio.wait_for(holding.wait(), 10)  # the first call is being journaled
+            await maker.write(
+                order_entry_pb2.CommandBatch(
+                    batch_id=1, commands=[command(place=place(1, SELL, "30000", "0.01"))]
+                )
+            )
+            while sum(group.size for group in engine._groups) < 1:
+                await asyncio.sleep(0.01)
+            taker = asyncio.ensure_future(
+                ex.orders.PlaceOrder(place(2, BUY, "30000", "0.01"), metadata=ex.auth("trader"))
+            )
+            while sum(group.size for group in engine._groups) < 2:
+                await asyncio.sleep(0.01)
+            gate.set()
+            await first
+            taken = await taker
+            reply = await asyncio.wait_for(maker.read(), 10)
+            assert reply.batch_id == 1
+            assert reply.reports[0].journal_seq == taken.reports[0].journal_seq, "not shared"
+            assert kinds(reply) == [(EventKind.ACCEPTED, 0)]
+            [trade] = [r.trade_id for r in taken.reports if r.kind == EventKind.FILLED]
+            pushed = await asyncio.wait_for(maker.read(), 10)
+            assert pushed.batch_id == 0
+            assert [(r.kind, r.maker, r.trade_id) for r in pushed.reports] == [
+                (EventKind.FILLED, True, trade)
+            ]
+            await maker.done_writing()
+            assert await asyncio.wait_for(maker.read(), 10) == grpc.aio.EOF
+
+    run(scenario)
+
+
 def test_a_pipelined_stream_is_answered_in_order_and_its_batches_share_entries(
     start: Callable[..., Any],
 ) -> None:
@@ -650,8 +706,7 @@ def test_a_pipelined_stream_is_answered_in_order_and_its_batches_share_entries(
                     order_entry_pb2.CommandBatch(
                         batch_id=b,
                         commands=[
-                            command(place=place(b * 10 + i, side, price, "0.01"))
-                            for i in range(3)
+                            command(place=place(b * 10 + i, side, price, "0.01")) for i in range(3)
                         ],
                     )
                 )
