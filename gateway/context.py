@@ -9,9 +9,9 @@ market data streams of their instrument. One NATS subscription each, however man
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -49,8 +49,8 @@ book_depth_default = 1_000
 # Updates or batches queued for one slow stream before the gateway gives up on it: a book
 # stream then starts over from a fresh snapshot, other streams end with RESOURCE_EXHAUSTED.
 stream_queue_max = 10_000
-# Orders whose instrument the gateway remembers for amends (which name only the order): past
-# this the oldest are forgotten and an amend of one costs an engine query instead.
+# Orders whose instrument the gateway remembers for amends (which name only the order): the
+# last this many at least (RecentOrders); an older one costs an engine query instead.
 order_instruments_max = 1 << 18
 # How often the in-memory API keys are re-read: a revoked key stops working within this.
 key_refresh_s = 10.0
@@ -166,6 +166,33 @@ class EventHub:
                 subscriber.put(batch)
 
 
+class RecentOrders:
+    """Order id -> (instrument id, owner) of the last `size_max` orders or more, at most twice
+    that: two generations, the older dropped whole when the newer is full, so remembering an
+    order costs O(1) and nothing is evicted one key at a time."""
+
+    def __init__(self, size_max: int) -> None:
+        self._size_max = size_max
+        self._new: dict[int, tuple[int, int]] = {}
+        self._old: dict[int, tuple[int, int]] = {}
+
+    def update(self, items: Iterable[tuple[int, tuple[int, int]]]) -> None:
+        self._new.update(items)
+        if len(self._new) >= self._size_max:
+            self._old, self._new = self._new, {}
+
+    def get(self, order_id: int) -> tuple[int, int] | None:
+        found = self._new.get(order_id)
+        return self._old.get(order_id) if found is None else found
+
+    def clear(self) -> None:
+        self._new.clear()
+        self._old.clear()
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
+
+
 class MarketDataHub:
     """One subscription to every instrument's market data, fanned out per instrument."""
 
@@ -238,12 +265,8 @@ class GatewayContext:
         self.catalog_loaded = asyncio.Event()
         self.events = EventHub(self)
         self.market_data = MarketDataHub(self)
-        # order id -> (instrument id, account id) of every order accepted while we listened
-        # Ordered so that the oldest goes first in O(1): a plain dict's first key is found by
-        # scanning the holes its deletions left, which grows with the eviction rate.
-        self.order_instruments: collections.OrderedDict[int, tuple[int, int]] = (
-            collections.OrderedDict()
-        )
+        # order id -> (instrument id, account id) of the orders accepted lately
+        self.order_instruments = RecentOrders(self.limits.order_instruments_max)
         self._reload: asyncio.Task[None] | None = None
 
     # -- the catalog --
@@ -275,12 +298,9 @@ class GatewayContext:
         """What the gateway keeps from every batch: each new order's instrument, for amends;
         and a reload when a status names an instrument the catalog does not know."""
         accepted = rows[rows["kind"] == EventKind.ACCEPTED]
-        remembered = self.order_instruments
         instruments = accepted["instrument_id"].tolist()
         owners = zip(instruments, accepted["account_id"].tolist(), strict=True)
-        remembered.update(zip(accepted["order_id"].tolist(), owners, strict=True))
-        while len(remembered) > self.limits.order_instruments_max:
-            remembered.popitem(last=False)
+        self.order_instruments.update(zip(accepted["order_id"].tolist(), owners, strict=True))
         statuses = rows[rows["kind"] == EventKind.INSTRUMENT_STATUS]["instrument_id"].tolist()
         if any(i not in self.catalog.by_id for i in statuses):
             self.reload_catalog_soon()
@@ -340,6 +360,7 @@ __all__ = [
     "GatewayLimits",
     "Lost",
     "MarketDataHub",
+    "RecentOrders",
     "Subscriber",
     "abort",
     "batch_commands_max",

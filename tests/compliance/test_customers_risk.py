@@ -192,8 +192,8 @@ def test_more_products_or_volume_or_flags_never_lower_the_level(
             base, expected_products=sorted(set(base.expected_products) | {product})
         ),
         msgspec.structs.replace(
-            base, expected_monthly_volume_usd_minor=base.expected_monthly_volume_usd_minor
-            + more_volume
+            base,
+            expected_monthly_volume_usd_minor=base.expected_monthly_volume_usd_minor + more_volume,
         ),
         msgspec.structs.replace(base, pep=True),
         msgspec.structs.replace(base, sanctioned=True),

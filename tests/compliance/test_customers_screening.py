@@ -39,9 +39,7 @@ def test_a_strong_hit_marks_the_new_customer_sanctioned(
             assert listed.sanctioned_reason is not None
             assert "KIM, Jong Un" in listed.sanctioned_reason
             assert "sha256:" in listed.sanctioned_reason  # the list version, to reproduce it
-            weak = await store.create(
-                alice(account_id=43), "onboarding", "signup", screening=index
-            )
+            weak = await store.create(alice(account_id=43), "onboarding", "signup", screening=index)
             assert not weak.sanctioned
         finally:
             await store.close()

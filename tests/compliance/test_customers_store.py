@@ -329,4 +329,3 @@ def test_assessments_are_stored_with_inputs_and_feed_the_review_queue(pg_databas
             await audit.close()
 
     asyncio.run(run())
-

@@ -101,9 +101,7 @@ def test_an_officer_may_accept_a_large_shrink(lists: ActiveLists, folder: Path) 
     assert update.counts["ofac_crypto_addresses:addresses"] == 654 - (len(lines) - len(lines) // 2)
 
 
-def test_a_delisting_is_activated_and_screens_differently(
-    lists: ActiveLists, folder: Path
-) -> None:
+def test_a_delisting_is_activated_and_screens_differently(lists: ActiveLists, folder: Path) -> None:
     before = lists.version.version_id
     lines = (folder / XBT).read_bytes().splitlines(keepends=True)
     delisted = lines[0].decode().strip()

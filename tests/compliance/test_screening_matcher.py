@@ -117,8 +117,12 @@ def test_dropped_diacritic_is_found(index):
 def test_one_letter_typo_is_found(index):
     score = _found(index, "Saddam Husein", "ofac_sdn:7843")
     assert default_threshold <= score < 100
-    how = {t.listed_token: t.how for c in index.screen_name("Saddam Husein") for t in c.match.tokens
-           if c.entry_id == "ofac_sdn:7843"}
+    how = {
+        t.listed_token: t.how
+        for c in index.screen_name("Saddam Husein")
+        for t in c.match.tokens
+        if c.entry_id == "ofac_sdn:7843"
+    }
     assert how["hussein"] == "typo"
     assert _found(index, "Banco Nacional de Kuba", "ofac_sdn:306") >= 90
 
@@ -168,7 +172,8 @@ def sample_entries(version) -> list:
     # Persons and entities whose primary name has 2-4 tokens of 3+ letters: real names, not
     # vessel codes; a fixed seed keeps the strategy's universe the same on every run.
     pool = [
-        e for e in version.entries
+        e
+        for e in version.entries
         if 2 <= len(name_tokens(e.primary_name)) <= 4
         and all(len(t) >= 3 for t in name_tokens(e.primary_name))
     ]
@@ -269,9 +274,10 @@ def test_a_list_update_reports_only_new_hits(version, index):
     )
     parties = {
         "c-1": Party(names=("Osama bin Laden",)),
-        "c-2": Party(names=("Jane Example",), crypto_addresses=(
-            ("XBT", "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h"),
-        )),
+        "c-2": Party(
+            names=("Jane Example",),
+            crypto_addresses=(("XBT", "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h"),),
+        ),
         "c-3": Party(names=("Banco Nacional de Cuba",)),
     }
     before, first_hits = rescreen(parties, ScreeningIndex(older), {})
