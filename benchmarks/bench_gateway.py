@@ -863,50 +863,32 @@ async def _measure(service: Service, settings: Settings) -> dict[str, Any]:
         modes["single_order"] = single.result("single_order", cpu_cores_busy=meter.stop())
         modes["single_order"]["mass_cancelled_after"] = await cancel_all(stub, flow)
 
-        _status(
-            f"batched: {settings.streams} Trade streams, batches of {settings.batch_size}, "
-            f"for {settings.duration_s} s"
-        )
-        meter.start()
-        batched = await run_batched(
-            stub,
-            flow,
-            settings.streams,
-            settings.batch_size,
-            settings.duration_s,
-            settings.stream_in_flight,
-        )
-        modes["batched"] = batched.result(
-            "batched",
-            batch_size=settings.batch_size,
-            batches=len(batched.latency_ns),
-            latency_is_per="batch",
-            cpu_cores_busy=meter.stop(),
-        )
-        modes["batched"]["mass_cancelled_after"] = await cancel_all(stub, flow)
-
-        _status(
-            f"batched_columns: {settings.streams} Trade streams, PlaceColumns of "
-            f"{settings.batch_size}, reports in columns, for {settings.duration_s} s"
-        )
-        meter.start()
-        columnar = await run_batched(
-            stub,
-            flow,
-            settings.streams,
-            settings.batch_size,
-            settings.duration_s,
-            settings.stream_in_flight,
-            columns=True,
-        )
-        modes["batched_columns"] = columnar.result(
-            "batched_columns",
-            batch_size=settings.batch_size,
-            batches=len(columnar.latency_ns),
-            latency_is_per="batch",
-            cpu_cores_busy=meter.stop(),
-        )
-        modes["batched_columns"]["mass_cancelled_after"] = await cancel_all(stub, flow)
+        for name, columns, form in (
+            ("batched", False, "CommandBatches"),
+            ("batched_columns", True, "PlaceColumns blocks, reports in columns,"),
+        ):
+            _status(
+                f"{name}: {settings.streams} Trade streams, {form} of {settings.batch_size} "
+                f"orders, for {settings.duration_s} s"
+            )
+            meter.start()
+            tally = await run_batched(
+                stub,
+                flow,
+                settings.streams,
+                settings.batch_size,
+                settings.duration_s,
+                settings.stream_in_flight,
+                columns=columns,
+            )
+            modes[name] = tally.result(
+                name,
+                batch_size=settings.batch_size,
+                batches=len(tally.latency_ns),
+                latency_is_per="batch",
+                cpu_cores_busy=meter.stop(),
+            )
+            modes[name]["mass_cancelled_after"] = await cancel_all(stub, flow)
 
         _status(
             f"paced: {settings.paced_rate_per_s:,} PlaceOrder/s open loop for "

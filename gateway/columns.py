@@ -29,6 +29,7 @@ from engine._dtypes import PLACE_DTYPE
 from engine.messages import PlaceOrders
 from gateway._proto.clearline.v1 import order_entry_pb2
 from gateway.convert import (
+    ORDER_EVENT_KINDS,
     CommandContext,
     InstrumentCatalog,
     InstrumentInfo,
@@ -77,16 +78,7 @@ _COLUMN_OF = {
 }
 # Event kinds that give reports, as a table indexed by kind (one gather, not an isin).
 _GIVES_REPORT = np.zeros(256, dtype=bool)
-_GIVES_REPORT[
-    [
-        EventKind.ACCEPTED,
-        EventKind.REJECTED,
-        EventKind.FILLED,
-        EventKind.CANCELLED,
-        EventKind.AMENDED,
-        EventKind.REDUCED,
-    ]
-] = True
+_GIVES_REPORT[list(ORDER_EVENT_KINDS)] = True
 _VALID_ORDER_TYPES = frozenset(int(t) for t in OrderType)
 _VALID_TIME_IN_FORCE = frozenset(int(t) for t in TimeInForce)
 _VALID_STP_MODES = frozenset(int(m) for m in StpMode)

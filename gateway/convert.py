@@ -83,7 +83,7 @@ _VALID_ORDER_TYPES = frozenset(int(t) for t in OrderType)
 _VALID_TIME_IN_FORCE = frozenset(int(t) for t in TimeInForce)
 _VALID_STP_MODES = frozenset(int(m) for m in StpMode)
 # Order-level events: each gives one report (FILLED gives two, one per side of the trade).
-_ORDER_EVENTS = frozenset(
+ORDER_EVENT_KINDS = frozenset(
     {
         EventKind.ACCEPTED,
         EventKind.REJECTED,
@@ -93,7 +93,7 @@ _ORDER_EVENTS = frozenset(
         EventKind.REDUCED,
     }
 )
-_ORDER_EVENT_KINDS = np.array(sorted(_ORDER_EVENTS))
+_ORDER_EVENT_KIND_ARRAY = np.array(sorted(ORDER_EVENT_KINDS))
 # Below this many rows a few NumPy calls cost more than looking at each row.
 bulk_filter_rows_min = 32
 
@@ -527,7 +527,7 @@ def execution_reports(
     if len(rows) > bulk_filter_rows_min:
         # Rows that can give no report are dropped in bulk first: most rows of a busy entry
         # are book deltas, or other calls' and other accounts' orders.
-        wanted = np.isin(rows["kind"], _ORDER_EVENT_KINDS)
+        wanted = np.isin(rows["kind"], _ORDER_EVENT_KIND_ARRAY)
         if commands is not None:
             position = rows["command_index"] - command_offset
             wanted &= (position >= 0) & (position < len(commands))
@@ -539,7 +539,7 @@ def execution_reports(
     row: Any
     for row in map(_EventRow._make, rows.tolist()):
         kind = row.kind
-        if kind not in _ORDER_EVENTS:
+        if kind not in ORDER_EVENT_KINDS:
             continue
         if commands is None:
             if kind == EventKind.REJECTED:
@@ -862,6 +862,7 @@ def risk_limits_amounts(
 
 
 __all__ = [
+    "ORDER_EVENT_KINDS",
     "AssetInfo",
     "CommandContext",
     "InstrumentCatalog",
