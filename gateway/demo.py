@@ -8,8 +8,8 @@ and drives it through the gateway, as outside clients would:
 1. Makers (keys maker-1, maker-2) each keep a two-sided ladder of `ladder_levels` GTC quotes
    per instrument around a mid that drifts at random, over one Trade stream each. Every
    `quote_cycle_s` they requote each instrument in one CommandBatch: every other cycle cancel
-   and replace (the cancels first, then the new ladder), in between an amend of each live quote
-   to its new price.
+   and replace (the cancels first, then the new ladder as one PlaceColumns block in ticks and
+   lots), in between an amend of each live quote to its new price.
 2. Takers (keys taker-1..taker-4) send `rate` orders a second in all, paced (open loop), each
    an IOC limit order that sweeps at most the ladder or a market order, buy or sell at random;
    every second one goes as a unary PlaceOrder, the others as one-order batches on the
@@ -323,9 +323,12 @@ class TradeStream:
         self._pending.clear()
 
     async def send(
-        self, commands: Sequence[order_entry_pb2.Command]
+        self,
+        commands: Sequence[order_entry_pb2.Command],
+        places: order_entry_pb2.PlaceColumns | None = None,
     ) -> order_entry_pb2.ReportBatch:
-        """Send one batch; its ReportBatch. Raises ConnectionError when the stream is down."""
+        """Send one batch (``places`` after ``commands``); its ReportBatch. Raises
+        ConnectionError when the stream is down."""
         if self._call is None:
             if time.monotonic() - self._broken_at < reconnect_pause_s:
                 raise ConnectionError("the Trade stream is reconnecting")
@@ -338,7 +341,10 @@ class TradeStream:
         self._pending[batch_id] = future
         call = self._call
         try:
-            await call.write(order_entry_pb2.CommandBatch(batch_id=batch_id, commands=commands))
+            batch = order_entry_pb2.CommandBatch(
+                batch_id=batch_id, commands=commands, places=places
+            )
+            await call.write(batch)
             return await asyncio.wait_for(future, call_timeout_s)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
             self._broken(call)
@@ -439,11 +445,14 @@ class Maker:
             quotes.append((types_pb2.SIDE_SELL, level, market.mid_ticks + away))
         return quotes
 
-    def _commands(
-        self, market: Market, amend: bool
-    ) -> tuple[list[order_entry_pb2.Command], list[tuple[types_pb2.Side, int, int] | None]]:
-        """The batch for one instrument and, per command, the (side, level, price ticks) that
-        a place quotes (None for an amend or a cancel)."""
+    def _commands(self, market: Market, amend: bool) -> tuple[
+        list[order_entry_pb2.Command],
+        order_entry_pb2.PlaceColumns | None,
+        list[tuple[types_pb2.Side, int, int] | None],
+    ]:  # fmt: skip
+        """The batch for one instrument: its amends or cancels as commands, its new quotes as
+        one PlaceColumns block after them (as a market maker quotes); and, per command index,
+        the (side, level, price ticks) that a place quotes (None for an amend or a cancel)."""
         symbol, units = market.plan.symbol, market.units
         live = self._quotes[symbol]
         size = units.quantity(market.plan.quote_lots)
@@ -468,18 +477,27 @@ class Maker:
                 placed.append(None)
             live.clear()
         # Levels with no live quote (filled, or all of them after the cancels) get a new one.
+        if not targets:
+            return commands, None, placed
+        block = order_entry_pb2.PlaceColumns(
+            instrument=symbol,
+            order_type=types_pb2.ORDER_TYPE_LIMIT,
+            time_in_force=types_pb2.TIME_IN_FORCE_GTC,
+        )
         for (side, level), ticks in targets.items():
-            place = _place(self._next_id(), symbol, side, size, units.price(ticks))
-            commands.append(order_entry_pb2.Command(place=place))
+            block.sides.append(side)
+            block.price_ticks.append(ticks)
+            block.quantity_lots.append(market.plan.quote_lots)
+            block.client_order_ids.append(self._next_id())
             placed.append((side, level, ticks))
-        return commands, placed
+        return commands, block, placed
 
     async def requote(self) -> None:
         """One cycle: a batch per instrument (amends on odd cycles, else cancel/replace)."""
         self._cycle += 1
         for market in self._markets:
-            commands, placed = self._commands(market, amend=self._cycle % 2 == 1)
-            if not commands:
+            commands, block, placed = self._commands(market, amend=self._cycle % 2 == 1)
+            if not commands and block is None:
                 continue
             places = sum(1 for p in placed if p is not None)
             self._stats.orders_sent += places
@@ -487,7 +505,7 @@ class Maker:
             self._stats.cancels += sum(1 for c in commands if c.HasField("cancel"))
             sent_ns = time.perf_counter_ns()
             try:
-                reply = await self.stream.send(commands)
+                reply = await self.stream.send(commands, block)
             except ConnectionError:
                 continue
             latency_ns = time.perf_counter_ns() - sent_ns
