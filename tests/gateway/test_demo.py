@@ -104,7 +104,7 @@ def test_makers_and_takers_trade_with_every_order_acknowledged_and_no_gap(
     assert summary is not None
     assert summary["gateway"] == exchange.address
     assert summary["orders_sent"] > 0
-    assert summary["acks"] == summary["orders_sent"], "an order went unacknowledged"
+    assert summary["acks"] == summary["orders_sent"], f"an order went unacknowledged: {summary}"
     assert summary["fills"] > 0 and summary["maker_fills"] > 0
     assert summary["amends"] > 0 and summary["cancels"] > 0
     assert summary["unexpected_rejects"] == {}, summary["rejects"]
