@@ -139,7 +139,8 @@ class PlaceBlock:
 
     def contexts(self) -> list[CommandContext]:
         """One CommandContext per journaled order, for `gateway.convert.execution_reports`."""
-        return [CommandContext(index, self.instrument) for index in self.journaled_indexes()]
+        indexes = self.journaled_indexes().tolist()
+        return [CommandContext(index, self.instrument) for index in indexes]
 
 
 def _lengths(columns: order_entry_pb2.PlaceColumns) -> set[int]:
