@@ -24,17 +24,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine._codes import EventKind, OrderStatus, OrderType, Reason, Side, StpMode, TimeInForce
+from engine._codes import EventKind, OrderStatus, OrderType, Reason, Side
 from engine._dtypes import PLACE_DTYPE
 from engine.messages import PlaceOrders
 from gateway._proto.clearline.v1 import order_entry_pb2
 from gateway.convert import (
     ORDER_EVENT_KINDS,
+    VALID_ORDER_TYPES,
     CommandContext,
     InstrumentCatalog,
     InstrumentInfo,
     int63_max,
     reason_name,
+    stp_mode_of,
+    time_in_force_of,
 )
 
 # One execution report: the fields of ReportColumns, one record per report.
@@ -79,9 +82,6 @@ _COLUMN_OF = {
 # Event kinds that give reports, as a table indexed by kind (one gather, not an isin).
 _GIVES_REPORT = np.zeros(256, dtype=bool)
 _GIVES_REPORT[list(ORDER_EVENT_KINDS)] = True
-_VALID_ORDER_TYPES = frozenset(int(t) for t in OrderType)
-_VALID_TIME_IN_FORCE = frozenset(int(t) for t in TimeInForce)
-_VALID_STP_MODES = frozenset(int(m) for m in StpMode)
 
 
 @dataclass
@@ -189,12 +189,10 @@ def place_block(
         reasons[prices != 0] = Reason.price_must_not_be_given_for_market_order
     else:
         reasons[prices == 0] = Reason.price_must_be_given_for_limit_order
-    time_in_force: int = columns.time_in_force
-    if time_in_force == 0:
-        time_in_force = TimeInForce.IOC if market else TimeInForce.GTC
-    elif time_in_force not in _VALID_TIME_IN_FORCE:
-        reasons[:] = Reason.time_in_force_must_be_given
-    if columns.order_type not in _VALID_ORDER_TYPES:
+    time_in_force = time_in_force_of(columns.order_type, columns.time_in_force)
+    if isinstance(time_in_force, Reason):
+        reasons[:] = time_in_force
+    if columns.order_type not in VALID_ORDER_TYPES:
         reasons[:] = Reason.order_type_must_be_given
     reasons[(sides != Side.BUY) & (sides != Side.SELL)] = Reason.side_must_be_given
     if instrument is None:
@@ -208,7 +206,6 @@ def place_block(
     rows["price_ticks"] = prices[passed]
     rows["quantity_lots"] = quantities[passed]
     rows["side"] = sides[passed]
-    stp_mode = columns.stp_mode or StpMode.CANCEL_TAKER
     block.command = PlaceOrders(
         account_id=account_id,
         instrument_id=instrument.instrument_id,
@@ -216,7 +213,7 @@ def place_block(
         time_in_force=time_in_force,
         expire_ts_ns=columns.expire_ts_ns,
         post_only=columns.post_only,
-        stp_mode=stp_mode if stp_mode in _VALID_STP_MODES else 0,
+        stp_mode=stp_mode_of(columns.stp_mode),
         stp_group=columns.stp_group,
         rows=rows.tobytes(),
     )

@@ -79,7 +79,7 @@ _EXACT = Context(
 # An exponent is refused outright: "1e999999999" would cost a billion-digit integer.
 _DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _VALID_SIDES = frozenset(int(s) for s in Side)
-_VALID_ORDER_TYPES = frozenset(int(t) for t in OrderType)
+VALID_ORDER_TYPES = frozenset(int(t) for t in OrderType)
 _VALID_TIME_IN_FORCE = frozenset(int(t) for t in TimeInForce)
 _VALID_STP_MODES = frozenset(int(m) for m in StpMode)
 # Order-level events: each gives one report (FILLED gives two, one per side of the trade).
@@ -307,14 +307,12 @@ def place_command(
         return Reason.instrument_must_be_known
     if request.side not in _VALID_SIDES:
         return Reason.side_must_be_given
-    if request.order_type not in _VALID_ORDER_TYPES:
+    if request.order_type not in VALID_ORDER_TYPES:
         return Reason.order_type_must_be_given
     market = request.order_type == OrderType.MARKET
-    time_in_force: int = request.time_in_force
-    if time_in_force == 0:
-        time_in_force = TimeInForce.IOC if market else TimeInForce.GTC
-    elif time_in_force not in _VALID_TIME_IN_FORCE:
-        return Reason.time_in_force_must_be_given
+    time_in_force = time_in_force_of(request.order_type, request.time_in_force)
+    if isinstance(time_in_force, Reason):
+        return time_in_force
     price_ticks = 0
     if request.price:
         price = to_ticks(request.price, instrument.tick_size)
@@ -334,7 +332,6 @@ def place_command(
         return Reason.expire_time_must_fit_in_63_bits
     if request.client_order_id == 0:
         return Reason.client_order_id_must_be_given
-    stp_mode = request.stp_mode or StpMode.CANCEL_TAKER
     return PlaceOrder(
         account_id=account_id,
         instrument_id=instrument.instrument_id,
@@ -346,9 +343,25 @@ def place_command(
         quantity_lots=quantity,
         expire_ts_ns=request.expire_ts_ns,
         post_only=request.post_only,
-        stp_mode=stp_mode if stp_mode in _VALID_STP_MODES else 0,
+        stp_mode=stp_mode_of(request.stp_mode),
         stp_group=request.stp_group,
     )
+
+
+def time_in_force_of(order_type: int, time_in_force: int) -> int | Reason:
+    """A place's time in force: as given, or unset (0) GTC for a limit order and IOC for a
+    market order; a value outside the contract is `Reason.time_in_force_must_be_given`."""
+    if time_in_force == 0:
+        return TimeInForce.IOC if order_type == OrderType.MARKET else TimeInForce.GTC
+    if time_in_force not in _VALID_TIME_IN_FORCE:
+        return Reason.time_in_force_must_be_given
+    return time_in_force
+
+
+def stp_mode_of(stp_mode: int) -> int:
+    """Unset: CANCEL_TAKER; outside the contract: 0, which the engine rejects (4005)."""
+    stp_mode = stp_mode or StpMode.CANCEL_TAKER
+    return stp_mode if stp_mode in _VALID_STP_MODES else 0
 
 
 def cancel_command(
@@ -863,6 +876,7 @@ def risk_limits_amounts(
 
 __all__ = [
     "ORDER_EVENT_KINDS",
+    "VALID_ORDER_TYPES",
     "AssetInfo",
     "CommandContext",
     "InstrumentCatalog",
@@ -889,7 +903,9 @@ __all__ = [
     "rejected_report",
     "risk_limits_amounts",
     "risk_limits_proto",
+    "stp_mode_of",
     "ticks_text",
+    "time_in_force_of",
     "to_lots",
     "to_minor",
     "to_ticks",

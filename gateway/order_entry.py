@@ -215,6 +215,16 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
         now_ns = time.time_ns()
         state, live = ctx.compliance.get(account_id), ctx.compliance.live
         failures: dict[int, Reason | None] = {}
+
+        def compliance_failure(instrument: InstrumentInfo) -> Reason | None:
+            # One account, one moment: the checks' answer depends only on the instrument.
+            key = instrument.instrument_id
+            if key not in failures:
+                failures[key] = first_failure(
+                    state, instrument, now_ns, ctx.compliance_limits, cache_live=live
+                )
+            return failures[key]
+
         for index, command in enumerate(commands):
             which = command.WhichOneof("command")
             instrument: InstrumentInfo | None = None
@@ -238,15 +248,7 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
                 result = Reason.command_must_be_given
             if not isinstance(result, Reason) and which in ("place", "amend"):
                 assert instrument is not None
-                # One account, one moment: the checks' answer depends only on the instrument.
-                key = instrument.instrument_id
-                if key not in failures:
-                    failures[key] = first_failure(
-                        state, instrument, now_ns, ctx.compliance_limits, cache_live=live
-                    )
-                failure = failures[key]
-                if failure is not None:
-                    result = failure
+                result = compliance_failure(instrument) or result
             if isinstance(result, Reason):
                 prepared.rejects.append(rejected_report(result, index, command))
                 continue
@@ -256,12 +258,7 @@ class OrderEntryServicer(order_entry_pb2_grpc.OrderEntryServicer):
             block = prepared.block = place_block(places, account_id, catalog, len(commands))
             if block.command is not None:
                 assert block.instrument is not None
-                key = block.instrument.instrument_id
-                if key not in failures:
-                    failures[key] = first_failure(
-                        state, block.instrument, now_ns, ctx.compliance_limits, cache_live=live
-                    )
-                failure = failures[key]
+                failure = compliance_failure(block.instrument)
                 if failure is not None:
                     block.refuse(failure)
                 else:
