@@ -32,6 +32,7 @@ Screening one name (`ScreeningIndex.screen_name`):
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 
 import msgspec
@@ -507,23 +508,44 @@ class ScreeningIndex:
         # could not beat it on (score, entry id) none can enter or change the best entries.
         last_score, last_rank = -1, -1
         scored = 0
-        for row, bound, rank, may_join in self._ranked_rows(tokens, threshold):
-            if scored >= scored_names_max:
-                break
-            if bound < last_score or (bound == last_score and rank > last_rank):
-                break
-            entry_index, _listed, name_type, listed_tokens = self._names[row]
-            current = best.get(entry_index)
-            if current is not None and (current[0], -current[1]) >= (bound, -row):
-                continue  # this entry has a name this one cannot beat
+
+        def scored_row(row: int, may_join: bool) -> tuple[int, Aligned]:
+            _entry, _listed, name_type, listed_tokens = self._names[row]
             if may_join:
                 aligned = _align(tokens, listed_tokens)
             else:
                 aligned = _align_known(tokens, listed_tokens, similar)
-            scored += 1
             score = _to_int(aligned[0])
             if name_type == "low":
                 score = max(0, score - _low_quality_penalty)
+            return score, aligned
+
+        rows = iter(self._ranked_rows(tokens, threshold))
+        for row, bound, rank, may_join in rows:
+            if scored >= scored_names_max:
+                # No more entries: that is the time the cap bounds. But an entry found keeps
+                # its best name's score: its names among the rows left that could beat the
+                # one it has are still scored.
+                rest = itertools.chain([(row, bound, rank, may_join)], rows)
+                floor = min((kept[0] for kept in best.values()), default=101)
+                for row, bound, _rank, may_join in rest:
+                    if bound < floor:
+                        break  # rows come by bound: none left can beat any entry's name
+                    current = best.get(self._names[row][0])
+                    if current is None or (current[0], -current[1]) >= (bound, -row):
+                        continue
+                    score, aligned = scored_row(row, may_join)
+                    if (score, -row) > (current[0], -current[1]):
+                        best[self._names[row][0]] = (score, row, aligned)
+                break
+            if bound < last_score or (bound == last_score and rank > last_rank):
+                break
+            entry_index = self._names[row][0]
+            current = best.get(entry_index)
+            if current is not None and (current[0], -current[1]) >= (bound, -row):
+                continue  # this entry has a name this one cannot beat
+            scored += 1
+            score, aligned = scored_row(row, may_join)
             if score < threshold:
                 continue
             # Higher score wins; on a tie the earlier name (primary before aliases) does.

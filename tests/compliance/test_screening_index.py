@@ -130,6 +130,15 @@ _fixtures = settings(
 )
 
 
+def test_a_search_cut_by_the_scoring_cap_reports_each_entrys_best_name(index):
+    """Hypothesis found it: at threshold 0 the cap stopped before "CALIPHATE SOLDIERS OF
+    ALGERIA" (23) and the entry was reported with its alias scoring 15."""
+    name = "trading aanguards of t soldiers of the caliphate"
+    true_scores = {c.entry_id: c.score for c in _reference(index, name, 0, everything=True)}
+    got = index.screen_name(name, 0)
+    assert got and all(true_scores[c.entry_id] == c.score for c in got)
+
+
 @_fixtures
 @given(data=st.data())
 def test_screening_equals_scoring_every_blocked_name(index, listed_names, data):
