@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-CORE := engine/_core.pyx engine/_core.pxd engine/_risk.pyx engine/_risk.pxd engine/_codes.py setup.py
+CORE := engine/_core.pyx engine/_core.pxd engine/_risk.pyx engine/_risk.pxd engine/_codes.py \
+	ledger/_kernels.pyx ledger/_kernels.pxd setup.py
 DATA := ../shared/data/market
 
 .PHONY: all install build test test-long run replay proto bench lint clean
@@ -61,8 +62,9 @@ bench: build
 
 lint: build
 	$(VENV)/bin/ruff check .
-	PATH=$(VENV)/bin:$$PATH cython-lint --max-line-length 100 engine/*.pyx engine/*.pxd
+	PATH=$(VENV)/bin:$$PATH cython-lint --max-line-length 100 engine/*.pyx engine/*.pxd ledger/*.pyx ledger/*.pxd
 	$(VENV)/bin/mypy engine gateway ledger compliance benchmarks
 
 clean:
-	rm -rf build engine/_core.c engine/_core*.so engine/_core.so.stamp engine/_codes.pxi
+	rm -rf build engine/_core.c engine/_core*.so engine/_core.so.stamp engine/_codes.pxi \
+	engine/_risk.c engine/_risk*.so ledger/_kernels.c ledger/_kernels*.so

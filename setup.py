@@ -1,4 +1,4 @@
-"""Builds the Cython matching core and risk stage.
+"""Builds the Cython matching core, the risk stage and the ledger's fast-path loops.
 
 The engine's codes are defined once, as Python enums in engine/_codes.py; this build writes them
 into engine/_codes.pxi so the core compiles them as C constants without restating them.
@@ -48,11 +48,11 @@ directives = {
 }
 
 
-def compiled(name: str) -> Extension:
-    """One engine extension, built with the core's flags."""
+def compiled(name: str, package: str = "engine") -> Extension:
+    """One extension, built with the core's flags."""
     return Extension(
-        f"engine.{name}",
-        [f"engine/{name}.pyx"],
+        f"{package}.{name}",
+        [f"{package}/{name}.pyx"],
         include_dirs=[numpy.get_include()],
         extra_compile_args=[
             "-O3",
@@ -63,7 +63,8 @@ def compiled(name: str) -> Extension:
     )
 
 
-# The matching core, and the risk stage that settles its events (engine/risk.py is its reference).
-extensions = [compiled("_core"), compiled("_risk")]
+# The matching core, the risk stage that settles its events (engine/risk.py is its reference),
+# and the loops of the ledger's fast path (ledger/_fast.py holds their NumPy reference).
+extensions = [compiled("_core"), compiled("_risk"), compiled("_kernels", "ledger")]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))

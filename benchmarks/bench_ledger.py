@@ -247,12 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     _, lag_batches = applied_flow(
         ACCOUNTS, lag_entries, args.commands_per_entry, seed=args.seed + 1
     )
-    rows = copy_rows(batches)
     load_start = load_average()
     with servers() as (nats_url, database_url, origin):
         with fresh_database(database_url) as db:
-            progress(f"consumer: booking {len(batches):,} entries, {len(rows):,} transfers")
+            progress(f"consumer: booking {len(batches):,} entries")
             consumer = asyncio.run(run_consumer(nats_url, db, batches))
+        rows = copy_rows(batches)
         with fresh_database(database_url) as db:
             progress(f"copy_ceiling: {len(rows):,} rows")
             ceiling = run_copy(db, rows)

@@ -106,8 +106,10 @@ class ChainReport(msgspec.Struct, frozen=True, kw_only=True):
     ``failed_ids_missing``, ``failed_id_not_in_chain`` (a refused id beyond its link's count),
     ``hash_mismatch`` (a row of the link, or the link, was changed), ``rows_beyond_chain``
     (transfers or refused ids after the last link: `first_bad_link` is the link they would
-    need, one past the last), ``balances_mismatch`` (an account's balances are not the sums of
-    its transfers: `first_bad_account_id`).
+    need, one past the last), ``sequenced_id_repeated`` (two transfers share a sequenced id,
+    whose uniqueness the writer keeps rather than an index: `first_bad_link` covers the
+    second), ``balances_mismatch`` (an account's balances are not the sums of its transfers:
+    `first_bad_account_id`).
     """
 
     ok: bool
@@ -263,6 +265,9 @@ async def _verify_rows(
         if frow[2] <= last:
             return bad("failed_id_not_in_chain", frow[2])
         return bad("rows_beyond_chain", last + 1)
+    repeated_at = await _first_repeated_sequenced_id(conn, schema)
+    if repeated_at is not None:
+        return bad("sequenced_id_repeated", repeated_at)
     account_id = await _first_unbalanced_account(conn, schema)
     if account_id is not None:
         report = bad("balances_mismatch", None)
@@ -273,6 +278,25 @@ async def _verify_rows(
         transfers_checked=transfers_checked,
         head_hash=prev.hex(),
     )
+
+
+async def _first_repeated_sequenced_id(
+    conn: psycopg.AsyncConnection[Any], schema: str
+) -> int | None:
+    """The commit_no of the link holding the first transfer (by position) whose sequenced id
+    a transfer before it has. O(sequenced transfers log them): one sort."""
+    cur = await conn.execute(
+        q(
+            "SELECT c.commit_no FROM {schema}.chain c, (SELECT min(position) AS position FROM"
+            " (SELECT position, id = lag(id) OVER (ORDER BY id, position) AS again"
+            " FROM {schema}.transfers WHERE id >= {sequenced_id_min}) r WHERE again) d"
+            " WHERE d.position >= c.first_position"
+            " AND d.position < c.first_position + c.transfers_count",
+            schema,
+        )
+    )
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 async def _first_unbalanced_account(conn: psycopg.AsyncConnection[Any], schema: str) -> int | None:

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import psycopg
 
+from ledger._schema import CONNECT_OPTIONS
 from ledger.chain import ChainReport, verify
 from ledger.ledger import DEFAULT_SCHEMA
 
@@ -30,7 +31,9 @@ class _Unusable(Exception):
 
 async def _verify(database_url: str, schema: str) -> ChainReport:
     try:
-        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, options=CONNECT_OPTIONS
+        )
     except psycopg.Error as error:
         raise _Unusable(f"cannot connect: {error}") from error
     try:

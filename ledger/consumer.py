@@ -56,7 +56,7 @@ log = logging.getLogger("clearline.ledger")
 CONSUMER = "ledger"
 # Messages fetched and booked per round: large enough to amortise a fetch at the target rate,
 # small enough that a round stays far inside ack_wait.
-fetch_messages_max = 500
+fetch_messages_max = 2000
 # Unacknowledged messages JetStream lets the consumer hold: a few rounds' worth.
 ack_pending_max = 4 * fetch_messages_max
 # A message not acknowledged in this long is delivered again (the consumer died mid-round).
@@ -281,7 +281,8 @@ class LedgerConsumer:
         when a batch cannot be booked, one batch at a time so that only it is dead-lettered."""
         batches = [batch for _, batch in parsed]
         try:
-            account_ids, columns = postings_of_batches(batches)
+            # In a thread: meanwhile the event loop feeds PostgreSQL the round being booked.
+            account_ids, columns = await asyncio.to_thread(postings_of_batches, batches)
             return list(zip(batches, columns, strict=True)), account_ids
         except ValueError:
             pass

@@ -39,6 +39,7 @@ first failing check is the result. Where TigerBeetle leaves a choice, this ledge
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
@@ -55,7 +56,7 @@ import psycopg
 from engine._codes import AccountResult, TransferResult
 from ledger import _fast, chain
 from ledger._columns import TransferColumns
-from ledger._schema import ensure_schema, q
+from ledger._schema import CONNECT_OPTIONS, ensure_schema, ids_in, q, split_ids
 from ledger.model import (
     ACCOUNT_FLAGS_KNOWN,
     PURPOSES_KNOWN,
@@ -69,6 +70,7 @@ from ledger.model import (
     balance_max,
     code_max,
     ledger_max,
+    sequenced_id_min,
     transfers_cached_max,
 )
 from ledger.reader import (
@@ -216,6 +218,9 @@ class Ledger(LedgerReader):
         self._next_position = 1
         self._journal_seq = 0
         self._head = chain.GENESIS
+        # The largest sequenced id stored (0 before the first): a sequenced id above it is new
+        # without a query (PostgreSQL has no unique index on them, ledger/_schema.py).
+        self._sequenced_id_max = 0
         self._state_valid = False
 
     # -- OPEN AND CLOSE --
@@ -250,7 +255,9 @@ class Ledger(LedgerReader):
         LedgerBusy
             When another `Ledger` holds the schema.
         """
-        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, options=CONNECT_OPTIONS
+        )
         try:
             await ensure_schema(conn, schema)
             cur = await conn.execute(
@@ -308,6 +315,11 @@ class Ledger(LedgerReader):
         else:
             self._commit_no, self._journal_seq, self._next_position = row[0], row[1], row[2]
             self._head = bytes(row[3])
+        cur = await self._conn.execute(
+            q("SELECT value FROM {schema}.meta WHERE key = 'sequenced_id_max'", self._schema)
+        )
+        row = await cur.fetchone()
+        self._sequenced_id_max = 0 if row is None else int(row[0])
         self._state_valid = True
 
     # -- ACCOUNTS --
@@ -852,7 +864,8 @@ class Ledger(LedgerReader):
             first += count
         size = _fast.COPY_ROW_DTYPE.itemsize
         offsets = range(0, (len(rows) + 1) * size, size)
-        commit_nos = await self._write(links, payload, offsets, [s for s, _, _ in added])
+        states = [s for s, _, _ in added]
+        commit_nos = await self._write(links, payload, offsets, states, _fast.id_range(rows)[1])
         self.fast_path_writes += 1
         return commit_nos
 
@@ -860,30 +873,52 @@ class Ledger(LedgerReader):
         """Whether PostgreSQL holds any id of `rows` as a transfer or a refused id (the
         checks ``exists`` and ``id_already_failed``). One query on the ids' range, which a
         writer of ascending ids (the consumer's) never finds occupied; when it is, a second
-        query on the ids themselves."""
+        query on the ids themselves. Sequenced ids above the largest stored are not looked
+        for among the transfers: the consumer's query touches only the refused ids' index."""
         low, high = _fast.id_range(rows)
+        # The parts of [low, high] that PostgreSQL may hold as transfers, one per id space:
+        # each query names its space so that its own index serves it.
+        client_high = min(high, sequenced_id_min - 1)
+        sequenced_low = max(low, sequenced_id_min)
+        sequenced_high = min(high, self._sequenced_id_max)
+        checks = [
+            "EXISTS (SELECT FROM {schema}.failed_transfers WHERE id BETWEEN %(low)s AND %(high)s)"
+        ]
+        if low <= client_high:
+            checks.append(
+                "EXISTS (SELECT FROM {schema}.transfers WHERE id BETWEEN %(low)s AND"
+                " %(client_high)s AND id < {sequenced_id_min})"
+            )
+        if sequenced_low <= sequenced_high:
+            checks.append(
+                "EXISTS (SELECT FROM {schema}.transfers WHERE id BETWEEN %(sequenced_low)s AND"
+                " %(sequenced_high)s AND id >= {sequenced_id_min})"
+            )
+        bounds = {
+            "low": low,
+            "high": high,
+            "client_high": client_high,
+            "sequenced_low": sequenced_low,
+            "sequenced_high": sequenced_high,
+        }
         cur = await self._conn.execute(
-            q(
-                "SELECT EXISTS (SELECT FROM {schema}.transfers WHERE id BETWEEN %(low)s AND"
-                " %(high)s) OR EXISTS (SELECT FROM {schema}.failed_transfers WHERE id BETWEEN"
-                " %(low)s AND %(high)s)",
-                self._schema,
-            ),
-            {"low": uuid.UUID(int=low), "high": uuid.UUID(int=high)},
+            q("SELECT " + " OR ".join(checks), self._schema),
+            {name: uuid.UUID(int=max(0, value)) for name, value in bounds.items()},
         )
         row = await cur.fetchone()
         if row is None or not row[0]:
             return False
         halves = zip(rows["id_hi"].tolist(), rows["id_lo"].tolist(), strict=True)
-        ids = _uuid_array(hi << 64 | lo for hi, lo in halves)
+        client, sequenced = split_ids(hi << 64 | lo for hi, lo in halves)
         cur = await self._conn.execute(
             q(
-                "SELECT EXISTS (SELECT FROM {schema}.transfers WHERE id = ANY(%(ids)s::uuid[]))"
-                " OR EXISTS (SELECT FROM {schema}.failed_transfers"
-                " WHERE id = ANY(%(ids)s::uuid[]))",
+                "SELECT EXISTS (SELECT FROM {schema}.transfers WHERE "
+                + ids_in("id", "%(client)s", "%(sequenced)s")
+                + ") OR EXISTS (SELECT FROM {schema}.failed_transfers"
+                " WHERE id = ANY(%(client)s::uuid[]) OR id = ANY(%(sequenced)s::uuid[]))",
                 self._schema,
             ),
-            {"ids": ids},
+            {"client": client, "sequenced": sequenced},
         )
         row = await cur.fetchone()
         return row is None or bool(row[0])
@@ -896,20 +931,25 @@ class Ledger(LedgerReader):
         """`_write` of the exact path's records."""
         tuples = [_tuple_of_record(r) for r in new]
         offsets = list(accumulate((len(t) for t in tuples), initial=0))
-        return await self._write(links, b"".join(tuples), offsets, list(touched.values()))
+        id_max = max((r.id for r in new), default=0)
+        return await self._write(links, b"".join(tuples), offsets, list(touched.values()), id_max)
 
     async def _write(
         self,
         links: list[_Link],
-        payload: bytes,
+        payload: bytes | bytearray,
         offsets: Sequence[int],
         states: list[_AccountState],
+        id_max: int,
     ) -> list[int]:
         """Store commits (one hash-chain link each, in order) in one transaction, then advance
         the head. `payload` holds every link's transfers as binary COPY tuples, in position
         order, transfer k at ``payload[offsets[k] : offsets[k + 1]]``; `states` are the
-        accounts whose balances to store (when there are transfers). Returns the links'
-        commit numbers."""
+        accounts whose balances to store (when there are transfers); `id_max` is the largest
+        id among the transfers (0 for none). Returns the links' commit numbers."""
+        sequenced_id_max = self._sequenced_id_max
+        if id_max >= sequenced_id_min and id_max > sequenced_id_max:
+            sequenced_id_max = id_max
         commit_no, position, head = self._commit_no, self._next_position, self._head
         view = memoryview(payload)
         chain_rows: list[tuple[Any, ...]] = []
@@ -956,12 +996,16 @@ class Ledger(LedgerReader):
                     " (FORMAT BINARY)",
                     schema,
                 )
-                async with cur.copy(copy_sql) as copy:
-                    await copy.write(chain.COPY_HEADER)
-                    await copy.write(payload)
-                    await copy.write(chain.COPY_TRAILER)
-                    # While PostgreSQL takes in the rows (Python would only wait).
-                    hash_links()
+                # The chain is hashed in a thread while this one feeds PostgreSQL the rows
+                # (hashlib lets go of the GIL over large buffers).
+                hashed = asyncio.create_task(asyncio.to_thread(hash_links))
+                try:
+                    async with cur.copy(copy_sql) as copy:
+                        await copy.write(chain.COPY_HEADER)
+                        await copy.write(payload)
+                        await copy.write(chain.COPY_TRAILER)
+                finally:
+                    await hashed
                 await conn.execute(
                     q(
                         "UPDATE {schema}.accounts a SET debits_posted = v.dp,"
@@ -980,6 +1024,12 @@ class Ledger(LedgerReader):
                 )
             else:
                 hash_links()
+            if sequenced_id_max != self._sequenced_id_max:
+                await conn.execute(
+                    q("UPDATE {schema}.meta SET value = %s WHERE key = 'sequenced_id_max'",
+                      schema),
+                    (str(sequenced_id_max),),
+                )  # fmt: skip
             if failed_rows:
                 await conn.execute(
                     q(
@@ -1007,6 +1057,7 @@ class Ledger(LedgerReader):
             )
         self._commit_no, self._next_position, self._head = commit_no, position, head
         self._journal_seq = links[-1].journal_seq
+        self._sequenced_id_max = sequenced_id_max
         return [row[0] for row in chain_rows]
 
     async def _reload_after_failure(self) -> None:
@@ -1060,15 +1111,16 @@ class Ledger(LedgerReader):
 
     async def _load_transfers(self, ids: list[int]) -> set[int]:
         """Load stored transfers by id (and the state of the pending ones); their ids."""
+        ids = [i for i in ids if i < sequenced_id_min or i <= self._sequenced_id_max]
         if not ids:
             return set()
         cur = await self._conn.execute(
             q(
                 f"SELECT {chain.TRANSFER_COLUMNS} FROM {{schema}}.transfers"
-                " WHERE id = ANY(%s::uuid[])",
+                f" WHERE {ids_in('id', '%(client)s', '%(sequenced)s')}",
                 self._schema,
             ),
-            (_uuid_array(ids),),
+            dict(zip(("client", "sequenced"), split_ids(ids), strict=True)),
         )
         records = [_record_of_row(row) for row in await cur.fetchall()]
         pending: list[int] = []

@@ -15,6 +15,12 @@ import msgspec
 
 # Transfer ids are stored as PostgreSQL uuid: 128 bits; 0 is reserved for "no pending transfer".
 transfer_id_max = (1 << 128) - 1
+# Ids from here up are sequenced: assigned in ascending order by a journal-fed writer (the
+# consumer's postings, ledger/postings.py). PostgreSQL keeps the unique index for the ids below
+# (ledger/_schema.py) and finds sequenced ids through a block-range index, which halves the cost
+# of storing an engine transfer; the writer checks their uniqueness itself. The meaning of an id
+# is the same on either side of this line.
+sequenced_id_min = 1 << 127
 # Account ids, owners and every amount and balance are PostgreSQL bigint.
 account_id_max = (1 << 63) - 1
 # Balances (posted + pending, on either side) must stay within bigint or the UPDATE would fail.

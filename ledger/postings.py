@@ -15,7 +15,9 @@ transfer between accounts with a purpose:
 The legs of one trade (quote and base between buyer and seller, and each side's fee: the rows
 that share a trade id) are one linked chain, so they succeed or fail together. A transfer's id
 is derived from the event, (shard, journal sequence, row), so a redelivered event produces the
-same ids and the ledger's idempotency makes a second booking a no-op.
+same ids and the ledger's idempotency makes a second booking a no-op. The ids are sequenced
+(`ledger.model.sequenced_id_min` and up): they ascend with the journal, which is what lets the
+ledger store them without a unique index entry each.
 
 `postings` makes one `Transfer` per row; `postings_of_batches` computes the same transfers for a
 whole round of EventBatches with NumPy, as `TransferColumns` (what the consumer books: no object
@@ -44,23 +46,25 @@ from ledger.model import (
     account_id_for,
     asset_id_for_account_max,
     owner_id_for_account_max,
+    sequenced_id_min,
 )
 
-# The parts of a transfer id: 32 bits of shard, 72 of journal sequence, 24 of row index.
+# The parts of a transfer id: the sequenced bit, 31 bits of shard, 72 of journal sequence and
+# 24 of row index.
 journal_seq_for_id_max = (1 << 72) - 1
 rows_per_entry_max = 1 << 24
 
 
 def shard_code(shard: str) -> int:
-    """A shard's 32-bit code in transfer ids (CRC-32 of its name, never 0)."""
-    return zlib.crc32(shard.encode()) or 1
+    """A shard's 31-bit code in transfer ids (CRC-32 of its name, never 0)."""
+    return zlib.crc32(shard.encode()) & 0x7FFF_FFFF or 1
 
 
 def transfer_id(shard: str, journal_seq: int, row: int) -> int:
     """The ledger transfer id of row ``row`` of journal entry ``journal_seq``'s transfers."""
     if not 0 < journal_seq <= journal_seq_for_id_max or not 0 <= row < rows_per_entry_max:
         raise ValueError(f"journal entry {journal_seq} row {row} does not fit a transfer id")
-    return shard_code(shard) << 96 | journal_seq << 24 | row
+    return sequenced_id_min | shard_code(shard) << 96 | journal_seq << 24 | row
 
 
 def ledger_account(engine_account: int, asset_id: int, held: bool, order_id: int) -> Account:
@@ -204,9 +208,12 @@ def postings_of_batches(
         raise ValueError("EventBatch rows fit no transfer")  # unreachable: one raised above
     total = len(rows)
     out = np.empty(total, dtype=COLUMNS_DTYPE)
-    # Transfer id: shard << 96 | journal_seq << 24 | row, as two 64-bit halves.
+    # Transfer id: `transfer_id`'s, as two 64-bit halves.
     seqs = [b.journal_seq if count else 0 for b, count in zip(batches, counts, strict=True)]
-    hi_base = [shard_code(b.shard) << 32 | seq >> 40 for b, seq in zip(batches, seqs, strict=True)]
+    hi_base = [
+        (sequenced_id_min | shard_code(b.shard) << 96) >> 64 | seq >> 40
+        for b, seq in zip(batches, seqs, strict=True)
+    ]
     lo_base = [(seq & (1 << 40) - 1) << 24 for seq in seqs]
     starts = np.repeat(np.cumsum([0, *counts])[:-1], counts).astype(np.uint64)
     row_index = np.arange(total, dtype=np.uint64) - starts

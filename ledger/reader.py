@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from ledger import chain
-from ledger._schema import effects_sql, q
+from ledger._schema import CONNECT_OPTIONS, effects_sql, ids_in, q, split_ids
 from ledger.model import Account, Balance, TransferRecord, account_id_max, transfer_id_max
 
 DEFAULT_SCHEMA = "ledger"
@@ -82,7 +82,9 @@ class LedgerReader:
     @classmethod
     async def open(cls, database_url: str, *, schema: str = DEFAULT_SCHEMA) -> LedgerReader:
         """Connect to an existing ledger schema (the writer creates it)."""
-        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, options=CONNECT_OPTIONS
+        )
         return cls(conn, schema)
 
     async def close(self) -> None:
@@ -152,10 +154,11 @@ class LedgerReader:
     async def lookup_transfers(self, ids: Iterable[int]) -> list[TransferRecord]:
         """The stored transfers with these ids, in the order asked; unknown ids are left out."""
         asked = list(ids)
-        in_range = [_uuid(i) for i in set(asked) if _in_transfer_id_range(i)]
+        client, sequenced = split_ids(i for i in set(asked) if _in_transfer_id_range(i))
         rows = await self._fetch(
-            f"SELECT {chain.TRANSFER_COLUMNS} FROM {{schema}}.transfers WHERE id = ANY(%s::uuid[])",
-            (in_range,),
+            f"SELECT {chain.TRANSFER_COLUMNS} FROM {{schema}}.transfers"
+            f" WHERE {ids_in('id', '%(client)s', '%(sequenced)s')}",
+            {"client": client, "sequenced": sequenced},
         )
         found = {r.id: r for r in map(_record_of_row, rows)}
         return [found[i] for i in asked if i in found]
