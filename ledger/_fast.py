@@ -125,10 +125,11 @@ def plain_write_shape(rows: npt.NDArray[Any], ends: Sequence[int]) -> bool:
     hi, lo = rows["id_hi"], rows["id_lo"]
     if ((hi == 0) & (lo == 0)).any():  # id_must_be_in_range
         return False
-    order = np.lexsort((lo, hi))
-    hi_sorted, lo_sorted = hi[order], lo[order]
-    if ((hi_sorted[1:] == hi_sorted[:-1]) & (lo_sorted[1:] == lo_sorted[:-1])).any():
-        return False  # the second copy of an id would be `exists` or worse
+    if not _ascending(hi, lo):  # the consumer's ids ascend: no sort needed to see them differ
+        order = np.lexsort((lo, hi))
+        hi_sorted, lo_sorted = hi[order], lo[order]
+        if ((hi_sorted[1:] == hi_sorted[:-1]) & (lo_sorted[1:] == lo_sorted[:-1])).any():
+            return False  # the second copy of an id would be `exists` or worse
     amount = rows["amount_minor"]
     if (amount <= 0).any():
         return False
@@ -136,6 +137,11 @@ def plain_write_shape(rows: npt.NDArray[Any], ends: Sequence[int]) -> bool:
     if ((code < 1) | (code > code_max)).any():
         return False
     return not (rows["debit_account_id"] == rows["credit_account_id"]).any()
+
+
+def _ascending(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> bool:
+    """Whether the 128-bit ids (hi, lo) strictly ascend. O(rows)."""
+    return bool(((hi[1:] > hi[:-1]) | ((hi[1:] == hi[:-1]) & (lo[1:] > lo[:-1]))).all())
 
 
 def id_range(rows: npt.NDArray[Any]) -> tuple[int, int]:
@@ -272,11 +278,41 @@ def concatenate(parts: Sequence[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     contiguous, which skips NumPy's per-part check of structured dtypes (seen in a profile)."""
     if len(parts) == 1:
         return parts[0]
+    adjacent = _adjacent(parts)
+    if adjacent is not None:
+        return adjacent
     try:
         data = np.concatenate([part.view(np.uint8) for part in parts])
     except ValueError:
         return np.concatenate(parts)
     return data.view(parts[0].dtype)
+
+
+def _adjacent(parts: Sequence[npt.NDArray[Any]]) -> npt.NDArray[Any] | None:
+    """The parts as one view, when they are back-to-back slices of one array (the consumer's
+    round: `ledger.postings.postings_of_batches` slices one array per batch); else None."""
+    parts = [part for part in parts if len(part)]  # an empty slice may point anywhere
+    if not parts:
+        return None
+    base = parts[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or base.dtype != parts[0].dtype:
+        return None
+    if not base.flags.c_contiguous:
+        return None
+    size = base.itemsize
+    start = parts[0].__array_interface__["data"][0]
+    offset, remainder = divmod(start - base.__array_interface__["data"][0], size)
+    if remainder or not 0 <= offset <= len(base):
+        return None
+    end = start
+    for part in parts:
+        if part.base is not base or not part.flags.c_contiguous:
+            return None
+        if part.__array_interface__["data"][0] != end:
+            return None
+        end += part.nbytes
+    count = (end - start) // size
+    return base[offset : offset + count] if offset + count <= len(base) else None
 
 
 def copy_rows(

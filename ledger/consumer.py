@@ -48,7 +48,7 @@ from engine.topology import Topology
 from ledger._columns import TransferColumns
 from ledger.alerts import Alert, dead_letter, ensure_dead_letter_stream, raise_alert
 from ledger.exceptions import Difference, ExceptionKind, ExceptionQueue
-from ledger.ledger import EventCommit, Ledger
+from ledger.ledger import CommitResult, EventCommit, Ledger
 from ledger.postings import posting_account, postings_of_batches
 
 log = logging.getLogger("clearline.ledger")
@@ -73,6 +73,8 @@ reconnect_pause_s_max = 5.0
 
 # An EventBatch that can be booked, with its transfers (ledger/postings.py).
 _Bookable = tuple[EventBatch, TransferColumns]
+# A round being stored: the ledger's write, the messages to acknowledge, what it books.
+_Staged = tuple["asyncio.Task[list[CommitResult]]", list[Any], list[_Bookable]]
 # A round read and decoded: its messages (all to acknowledge once booked), what can be booked,
 # and every account id that names.
 _Round = tuple[list[Any], list[_Bookable], npt.NDArray[np.int64]]
@@ -103,6 +105,8 @@ class LedgerConsumer:
         self._known: set[int] = set()
         # The next round, fetched and decoded while PostgreSQL writes the current one.
         self._next_round: asyncio.Task[_Round | None] | None = None
+        # The round PostgreSQL is storing (`Ledger.stage_events`), acknowledged once stored.
+        self._in_flight: _Staged | None = None
         # What it has done, for status lines, metrics and the benchmark.
         self.journal_seq_booked = 0
         self.events_booked = 0
@@ -132,7 +136,14 @@ class LedgerConsumer:
         """
         await ensure_dead_letter_stream(self.js, self.topology)
         await self._reopen()
+        await self._subscribe()
+
+    async def _subscribe(self) -> None:
+        """(Re)create the durable consumer at the entry after the ledger's last."""
         assert self.ledger is not None
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
         booked = await self.ledger.journal_seq_booked()
         name = self.topology.consumer_name(CONSUMER)
         with contextlib.suppress(NotFoundError):
@@ -183,6 +194,8 @@ class LedgerConsumer:
     async def close(self) -> None:
         await self.stop()
         await self._drop_next_round()
+        with contextlib.suppress(Exception):  # stored or not, the ledger says where to resume
+            await self._settle()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -196,13 +209,23 @@ class LedgerConsumer:
         """Fetch up to `fetch_messages_max` messages, book them in one ledger write, then
         acknowledge them. Returns how many were acknowledged.
 
-        While PostgreSQL writes one round, the next is fetched and decoded (Python would only
-        wait otherwise); the next call books it, in stream order. When that read found nothing,
-        the call reads again, so a round returns 0 only when nothing came within `wait_s`.
+        Rounds overlap: while PostgreSQL stores one round (`Ledger.stage_events`), the next is
+        fetched, decoded and decided, and its write queued behind; a round is acknowledged once
+        stored, by the call after the one that staged it (or the first call that finds its
+        write done before a new round came). A round that cannot be staged is booked alone
+        (`commit_events`, after the staged ones). When the read found nothing, the call reads
+        again, so a round returns 0 only when nothing came within `wait_s`.
         """
         task, self._next_round = self._next_round, None
+        if task is not None and self._in_flight is not None and not task.done():
+            await asyncio.wait([task, self._in_flight[0]], return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():  # the write landed first: acknowledge it, the read goes on
+                self._next_round = task
+                return await self._settle()
         prepared = await task if task is not None else None
         if prepared is None:
+            if self._in_flight is not None:
+                return await self._settle()
             prepared = await self._read_round(wait_s)
             if prepared is None:
                 return 0
@@ -210,6 +233,11 @@ class LedgerConsumer:
         if not self._stopping.is_set():
             self._next_round = asyncio.create_task(self._read_round(wait_s))
         try:
+            staged = await self._stage(bookable, account_ids)
+            if staged is not None:
+                previous, self._in_flight = self._in_flight, (staged, msgs, bookable)
+                return await self._settle(previous) if previous is not None else 0
+            acked = await self._settle()
             booked = await self._handle(bookable, account_ids)
         except BaseException:
             await self._drop_next_round()  # the next round is never booked before this one
@@ -217,10 +245,53 @@ class LedgerConsumer:
         if not booked:
             # Stopped before they were booked: these and the next round are delivered again.
             await self._drop_next_round()
+            return acked
+        for msg in msgs:
+            await msg.ack()
+        return acked + len(msgs)
+
+    async def _stage(
+        self, bookable: list[_Bookable], account_ids: npt.NDArray[np.int64]
+    ) -> asyncio.Task[list[CommitResult]] | None:
+        """Stage the round's write, when the ledger can decide it without a query and no
+        account is to be created; None otherwise."""
+        if self.ledger is None or not bookable or self._stopping.is_set():
+            return None
+        if any(i not in self._known for i in account_ids.tolist()):
+            return None
+        return await self.ledger.stage_events(self._event_commits(bookable))
+
+    async def _settle(self, staged: _Staged | None = None) -> int:
+        """Wait for a staged round (by default the one in flight) to be stored, count what it
+        booked and acknowledge it; how many messages that acknowledged. A database failure
+        drops it and everything read after it, and resumes from the ledger's last entry."""
+        if staged is None:
+            staged, self._in_flight = self._in_flight, None
+            if staged is None:
+                return 0
+        task, msgs, bookable = staged
+        try:
+            outcomes = await task
+        except (psycopg.Error, OSError, RuntimeError) as exc:
+            await self._recover(exc)
             return 0
+        self._count(bookable, outcomes)
         for msg in msgs:
             await msg.ack()
         return len(msgs)
+
+    async def _recover(self, exc: BaseException) -> None:
+        """After a failed staged write: nothing read since is booked or acknowledged; the
+        consumer starts again at the entry after the ledger's last."""
+        log.warning("ledger write failed (%s); resuming from the ledger's last entry", exc)
+        await self._drop_next_round()
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            with contextlib.suppress(BaseException):
+                await in_flight[0]
+        await self._reopen()
+        if self.ledger is not None:
+            await self._subscribe()
 
     async def _read_round(self, wait_s: float) -> _Round | None:
         """Fetch a round and decode it (dead-lettering what cannot be booked); None when no
@@ -315,7 +386,17 @@ class LedgerConsumer:
             if len(self._known) + len(unknown) > known_accounts_max:
                 self._known.clear()
             self._known.update(unknown)
-        events = [
+        outcomes = await self.ledger.commit_events(self._event_commits(bookable))
+        for (batch, transfers), outcome in zip(bookable, outcomes, strict=True):
+            # An event applied before (a redelivery) books nothing, and reports nothing again.
+            refused = [] if outcome.event_already_applied else outcome.results
+            if refused:
+                await self._report_refused(batch, transfers, refused)
+        self._count(bookable, outcomes)
+        return True
+
+    def _event_commits(self, bookable: list[_Bookable]) -> list[EventCommit]:
+        return [
             EventCommit(
                 event_id=self.topology.event_message_id(batch.journal_seq),
                 journal_seq=batch.journal_seq,
@@ -324,20 +405,18 @@ class LedgerConsumer:
             )
             for batch, transfers in bookable
         ]
-        outcomes = await self.ledger.commit_events(events)
+
+    def _count(self, bookable: list[_Bookable], outcomes: list[CommitResult]) -> None:
+        """What a booked round did, for status lines, metrics and the benchmark."""
         now_ns = time.time_ns()
         for (batch, transfers), outcome in zip(bookable, outcomes, strict=True):
-            # An event applied before (a redelivery) books nothing, and reports nothing again.
             self.events_redelivered += outcome.event_already_applied
-            refused = [] if outcome.event_already_applied else outcome.results
-            if refused:
-                await self._report_refused(batch, transfers, refused)
+            refused = 0 if outcome.event_already_applied else len(outcome.results)
             self.journal_seq_booked = max(self.journal_seq_booked, batch.journal_seq)
             self.events_booked += 1
-            self.transfers_booked += len(transfers) - len(refused)
+            self.transfers_booked += len(transfers) - refused
             self.lag_ns_last = max(0, now_ns - batch.ts_ns)
             self.lag_ns_max = max(self.lag_ns_max, self.lag_ns_last)
-        return True
 
     async def _report_refused(
         self,

@@ -45,9 +45,9 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from itertools import accumulate
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from itertools import accumulate, pairwise
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -71,6 +71,7 @@ from ledger.model import (
     code_max,
     ledger_max,
     sequenced_id_min,
+    transfer_id_max,
     transfers_cached_max,
 )
 from ledger.reader import (
@@ -181,6 +182,73 @@ def _tuple_of_record(r: TransferRecord) -> bytes:
     )  # fmt: skip
 
 
+class _Write(NamedTuple):
+    """One write with its decisions taken, from the chain's head as it was then."""
+
+    links: list[_Link]
+    payload: bytes | bytearray  # every link's transfers, binary COPY tuples in position order
+    offsets: Sequence[int]  # transfer k is payload[offsets[k] : offsets[k + 1]]
+    balances: list[tuple[int, int, int, int, int]]  # (account id, dp, cp, dpe, cpe) to store
+    sequenced_id_max: int  # after the write
+    sequenced_id_max_before: int
+    commit_no: int  # the head's, before the write
+    position: int  # the next position, before the write
+    head: bytes
+
+
+class _Chained(NamedTuple):
+    """A write's links hashed: the chain rows to insert and where the chain ends."""
+
+    rows: list[tuple[Any, ...]]
+    failed_rows: list[tuple[int, int, int, int]]  # (id, result, commit_no, index)
+    commit_no: int
+    position: int
+    head: bytes
+
+
+def _chain_links(write: _Write) -> _Chained:
+    """Hash a write's links onto its head (ledger.chain says how). Pure: runs in a thread."""
+    commit_no, position, head = write.commit_no, write.position, write.head
+    view = memoryview(write.payload)
+    offsets = write.offsets
+    rows: list[tuple[Any, ...]] = []
+    failed_rows: list[tuple[int, int, int, int]] = []
+    for link in write.links:
+        commit_no += 1
+        digest = hashlib.sha256(head)
+        header = chain.link_header(
+            commit_no, link.journal_seq, position, link.transfers_count, len(link.failed)
+        )
+        digest.update(header)
+        # The tuples one after another: the same digest as one update per tuple.
+        first, end = offsets[link.first], offsets[link.first + link.transfers_count]
+        digest.update(view[first:end])
+        for id_, result, _ in link.failed:
+            digest.update(chain.failed_tuple(id_, result))
+        digest.update(chain.event_bytes(link.event_id))
+        head = digest.digest()
+        rows.append((commit_no, link.journal_seq, position, link.transfers_count,
+                     len(link.failed), link.event_id, link.ts_ns, head))  # fmt: skip
+        failed_rows.extend((id_, result, commit_no, i) for id_, result, i in link.failed)
+        position += link.transfers_count
+    return _Chained(rows, failed_rows, commit_no, position, head)
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.cancelled() or task.exception() is not None
+
+
+def _ready_future(value: _Chained) -> asyncio.Future[_Chained]:
+    future: asyncio.Future[_Chained] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+def _balances(states: Iterable[_AccountState]) -> list[tuple[int, int, int, int, int]]:
+    """The balances to store of these accounts, as they are now."""
+    return [(s.account.id, s.dp, s.cp, s.dpe, s.cpe) for s in states]
+
+
 class Ledger(LedgerReader):
     """The ledger in one PostgreSQL schema; open with `Ledger.open`, the only writer.
 
@@ -222,6 +290,12 @@ class Ledger(LedgerReader):
         # without a query (PostgreSQL has no unique index on them, ledger/_schema.py).
         self._sequenced_id_max = 0
         self._state_valid = False
+        # The newest write `stage_events` handed to PostgreSQL, and how many times the caches
+        # were reloaded (a staged write decided before a reload must not be stored).
+        self._staged: asyncio.Task[list[CommitResult]] | None = None
+        self._generation = 0
+        # Set while a write of another kind runs: nothing is staged meanwhile.
+        self._exclusive = 0
 
     # -- OPEN AND CLOSE --
 
@@ -281,6 +355,7 @@ class Ledger(LedgerReader):
         go of it only when it exits, a moment later, and a writer opened at once (a restart)
         would find the schema still busy.
         """
+        await self._staged_done()
         with contextlib.suppress(psycopg.Error):
             await self._conn.execute(
                 "SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
@@ -296,6 +371,7 @@ class Ledger(LedgerReader):
 
     async def _reload(self) -> None:
         """Forget every cache and read the chain's head: PostgreSQL is the truth."""
+        self._generation += 1
         self._state_valid = False
         self._accounts.clear()
         self._transfers.clear()
@@ -336,7 +412,7 @@ class Ledger(LedgerReader):
             account created before. Empty when every account was created.
         """
         ts_ns = time.time_ns() if ts_ns is None else ts_ns
-        async with self._lock:
+        async with self._exclusive_write():
             if not self._state_valid:
                 await self._reload()
             await self._load_accounts(a.id for a in accounts)
@@ -432,7 +508,7 @@ class Ledger(LedgerReader):
         ts_ns = time.time_ns() if ts_ns is None else ts_ns
         if not 0 <= ts_ns <= journal_seq_max:
             raise ValueError(f"ts_ns {ts_ns} outside [0, 2**63)")
-        async with self._lock:
+        async with self._exclusive_write():
             if not self._state_valid:
                 await self._reload()
             # The event first: a redelivered event is older than the last commit, and is a no-op.
@@ -470,7 +546,7 @@ class Ledger(LedgerReader):
         """
         if sum(len(e.transfers) for e in events) > transfers_per_commit_max:
             raise ValueError(f"more than {transfers_per_commit_max} transfers")
-        async with self._lock:
+        async with self._exclusive_write():
             if not self._state_valid:
                 await self._reload()
             cur = await self._conn.execute(
@@ -542,6 +618,121 @@ class Ledger(LedgerReader):
             return None
         self._evict()
         return dict(zip(fresh, commit_nos, strict=True))
+
+    # -- STAGED WRITES --
+
+    async def stage_events(
+        self, events: Sequence[EventCommit]
+    ) -> asyncio.Task[list[CommitResult]] | None:
+        """`commit_events`, pipelined: decide `events` now, in memory, and hand their write to
+        a task that stores it after the writes staged before it, so that the caller decides
+        the next events while PostgreSQL stores these. Await the task for the results.
+
+        Only what needs no query is staged: new events (event ids of their own, journal
+        sequences above every one written or staged) whose transfers the fast path proves
+        (ledger/_fast.py), between accounts held in memory, with sequenced ids above every
+        one stored. Anything else returns None with nothing changed: await the staged writes
+        (`stage_events`' last task) and call `commit_events`, which decides it exactly.
+
+        A staged write that fails fails those staged after it (none of them is stored), and the
+        writer reloads from PostgreSQL, as `commit` does. One caller stages at a time.
+        """
+        staged = self._staged
+        if (
+            not self._fast_path
+            or not self._state_valid
+            or self._exclusive
+            or (staged is not None and staged.done() and _failed(staged))
+            or not events
+            or sum(len(e.transfers) for e in events) > transfers_per_commit_max
+        ):
+            return None
+        seqs = [e.journal_seq for e in events]
+        ids = {e.event_id for e in events}
+        if (
+            None in ids
+            or len(ids) != len(events)
+            or not self._journal_seq < seqs[0]
+            or any(a >= b for a, b in pairwise(seqs))
+            or seqs[-1] > journal_seq_max
+            or not all(0 <= e.ts_ns <= journal_seq_max for e in events)
+            or not all(isinstance(e.transfers, TransferColumns) for e in events)
+        ):
+            return None
+        parts = [e.transfers.rows for e in events if isinstance(e.transfers, TransferColumns)]
+        rows = _fast.concatenate(parts)
+        counts = [len(part) for part in parts]
+        if not _fast.plain_write_shape(rows, list(accumulate(counts))):
+            return None
+        low, high = _fast.id_range(rows)
+        if low < sequenced_id_min or low <= self._sequenced_id_max:
+            return None  # an id PostgreSQL may hold: `commit_events` looks
+        index = _fast.account_index(rows)
+        if any(i not in self._accounts for i in index.ids):
+            return None  # an account to load: `commit_events` does
+        added = _fast.decide_plain(rows, self._accounts, index)
+        if added is None:
+            return None
+        journal_seqs = np.repeat(np.array(seqs, dtype=np.int64), counts)
+        ts_ns = np.repeat(np.array([e.ts_ns for e in events], dtype=np.int64), counts)
+        payload = _fast.copy_rows(rows, self._next_position, journal_seqs, ts_ns)
+        links, first = [], 0
+        for event, count in zip(events, counts, strict=True):
+            links.append(_Link(first, count, [], event.journal_seq, event.event_id, event.ts_ns))
+            first += count
+        size = _fast.COPY_ROW_DTYPE.itemsize
+        balances = [
+            (s.account.id, s.dp + debit, s.cp + credit, s.dpe, s.cpe) for s, debit, credit in added
+        ]
+        write = self._ready(links, payload, range(0, (len(rows) + 1) * size, size), balances, high)
+        generation = self._generation
+        chained = await asyncio.to_thread(_chain_links, write)
+        if generation != self._generation or self._exclusive:
+            return None  # reloaded (a staged write failed) while hashing: decided on old state
+        for state, debit_minor, credit_minor in added:
+            state.dp += debit_minor
+            state.cp += credit_minor
+        self._advance(write, chained)
+        self._staged = asyncio.create_task(self._store_staged(staged, write, chained, generation))
+        self.fast_path_writes += 1
+        return self._staged
+
+    async def _store_staged(
+        self,
+        previous: asyncio.Task[list[CommitResult]] | None,
+        write: _Write,
+        chained: _Chained,
+        generation: int,
+    ) -> list[CommitResult]:
+        if previous is not None:
+            await previous  # its failure is this write's: it was decided on top of it
+        async with self._lock:
+            if generation != self._generation:
+                raise RuntimeError("the ledger reloaded after this write was staged")
+            try:
+                await self._store(write, _ready_future(chained))
+            except BaseException:
+                await self._reload_after_failure()
+                raise
+            self._evict()
+        return [CommitResult(commit_no=row[0]) for row in chained.rows]
+
+    async def _staged_done(self) -> None:
+        """Wait until the staged writes are stored or failed (their callers see which)."""
+        while (staged := self._staged) is not None and not staged.done():
+            await asyncio.wait([staged])
+
+    @contextlib.asynccontextmanager
+    async def _exclusive_write(self) -> AsyncIterator[None]:
+        """The lock, for a write that is not staged: after the staged writes, and with no
+        staging while it runs."""
+        self._exclusive += 1
+        try:
+            await self._staged_done()
+            async with self._lock:
+                yield
+        finally:
+            self._exclusive -= 1
 
     @staticmethod
     def _event_results(
@@ -931,8 +1122,31 @@ class Ledger(LedgerReader):
         """`_write` of the exact path's records."""
         tuples = [_tuple_of_record(r) for r in new]
         offsets = list(accumulate((len(t) for t in tuples), initial=0))
-        id_max = max((r.id for r in new), default=0)
+        refused = (f[0] for link in links for f in link.failed if 0 < f[0] <= transfer_id_max)
+        id_max = max(max((r.id for r in new), default=0), max(refused, default=0))
         return await self._write(links, b"".join(tuples), offsets, list(touched.values()), id_max)
+
+    def _ready(
+        self,
+        links: list[_Link],
+        payload: bytes | bytearray,
+        offsets: Sequence[int],
+        balances: list[tuple[int, int, int, int, int]],
+        id_max: int,
+    ) -> _Write:
+        """A write from the current head: the links' chain is computed by `_chain_links`."""
+        sequenced = id_max if id_max >= sequenced_id_min else 0
+        return _Write(
+            links=links,
+            payload=payload,
+            offsets=offsets,
+            balances=balances,
+            sequenced_id_max=max(self._sequenced_id_max, sequenced),
+            sequenced_id_max_before=self._sequenced_id_max,
+            commit_no=self._commit_no,
+            position=self._next_position,
+            head=self._head,
+        )
 
     async def _write(
         self,
@@ -946,39 +1160,34 @@ class Ledger(LedgerReader):
         the head. `payload` holds every link's transfers as binary COPY tuples, in position
         order, transfer k at ``payload[offsets[k] : offsets[k + 1]]``; `states` are the
         accounts whose balances to store (when there are transfers); `id_max` is the largest
-        id among the transfers (0 for none). Returns the links' commit numbers."""
-        sequenced_id_max = self._sequenced_id_max
-        if id_max >= sequenced_id_min and id_max > sequenced_id_max:
-            sequenced_id_max = id_max
-        commit_no, position, head = self._commit_no, self._next_position, self._head
-        view = memoryview(payload)
-        chain_rows: list[tuple[Any, ...]] = []
-        failed_rows: list[tuple[int, int, int, int]] = []  # (id, result, commit_no, index)
+        id among the transfers and refused ids (0 for none). Returns the links' commit
+        numbers."""
+        write = self._ready(links, payload, offsets, _balances(states), id_max)
+        # The chain is hashed in a thread while this one feeds PostgreSQL the rows (hashlib
+        # lets go of the GIL over large buffers).
+        chained = asyncio.create_task(asyncio.to_thread(_chain_links, write))
+        try:
+            await self._store(write, chained)
+        finally:
+            if not chained.done():
+                await asyncio.wait([chained])
+        self._advance(write, chained.result())
+        return [row[0] for row in chained.result().rows]
 
-        def hash_links() -> None:
-            nonlocal commit_no, position, head
-            for link in links:
-                commit_no += 1
-                digest = hashlib.sha256(head)
-                header = chain.link_header(
-                    commit_no, link.journal_seq, position, link.transfers_count, len(link.failed)
-                )
-                digest.update(header)
-                # The tuples one after another: the same digest as one update per tuple.
-                first, end = offsets[link.first], offsets[link.first + link.transfers_count]
-                digest.update(view[first:end])
-                for id_, result, _ in link.failed:
-                    digest.update(chain.failed_tuple(id_, result))
-                digest.update(chain.event_bytes(link.event_id))
-                head = digest.digest()
-                chain_rows.append((commit_no, link.journal_seq, position, link.transfers_count,
-                                   len(link.failed), link.event_id, link.ts_ns, head))  # fmt: skip
-                failed_rows.extend((id_, result, commit_no, i) for id_, result, i in link.failed)
-                position += link.transfers_count
+    def _advance(self, write: _Write, chained: _Chained) -> None:
+        """The head, position and sequences after `write`."""
+        self._commit_no, self._next_position, self._head = (
+            chained.commit_no, chained.position, chained.head
+        )  # fmt: skip
+        self._journal_seq = write.links[-1].journal_seq
+        self._sequenced_id_max = write.sequenced_id_max
 
+    async def _store(self, write: _Write, chained: Awaitable[_Chained]) -> None:
+        """One write's transaction: its event ids, transfers (one COPY), balances, refused
+        ids and chain links. `chained` is awaited once the COPY is sent."""
         events = [
-            (link.event_id, self._commit_no + k)
-            for k, link in enumerate(links, 1)
+            (link.event_id, write.commit_no + k)
+            for k, link in enumerate(write.links, 1)
             if link.event_id is not None
         ]
         conn, schema = self._conn, self._schema
@@ -989,23 +1198,17 @@ class Ledger(LedgerReader):
                       " SELECT * FROM unnest(%s::text[], %s::bigint[])", schema),
                     ([e[0] for e in events], [e[1] for e in events]),
                 )  # fmt: skip
-            if payload:
+            if write.payload:
                 cur = conn.cursor()
                 copy_sql = q(
                     f"COPY {{schema}}.transfers ({chain.TRANSFER_COLUMNS}) FROM STDIN"
                     " (FORMAT BINARY)",
                     schema,
                 )
-                # The chain is hashed in a thread while this one feeds PostgreSQL the rows
-                # (hashlib lets go of the GIL over large buffers).
-                hashed = asyncio.create_task(asyncio.to_thread(hash_links))
-                try:
-                    async with cur.copy(copy_sql) as copy:
-                        await copy.write(chain.COPY_HEADER)
-                        await copy.write(payload)
-                        await copy.write(chain.COPY_TRAILER)
-                finally:
-                    await hashed
+                async with cur.copy(copy_sql) as copy:
+                    await copy.write(chain.COPY_HEADER)
+                    await copy.write(write.payload)
+                    await copy.write(chain.COPY_TRAILER)
                 await conn.execute(
                     q(
                         "UPDATE {schema}.accounts a SET debits_posted = v.dp,"
@@ -1014,23 +1217,19 @@ class Ledger(LedgerReader):
                         " %s::bigint[]) AS v(id, dp, cp, dpe, cpe) WHERE a.id = v.id",
                         schema,
                     ),
-                    (
-                        _bigint_array(s.account.id for s in states),
-                        _bigint_array(s.dp for s in states),
-                        _bigint_array(s.cp for s in states),
-                        _bigint_array(s.dpe for s in states),
-                        _bigint_array(s.cpe for s in states),
-                    ),
+                    tuple(_bigint_array(column) for column in zip(*write.balances, strict=True))
+                    if write.balances
+                    else ("{}",) * 5,
                 )
-            else:
-                hash_links()
-            if sequenced_id_max != self._sequenced_id_max:
+            done = await chained
+            if write.sequenced_id_max != write.sequenced_id_max_before:
                 await conn.execute(
                     q("UPDATE {schema}.meta SET value = %s WHERE key = 'sequenced_id_max'",
                       schema),
-                    (str(sequenced_id_max),),
+                    (str(write.sequenced_id_max),),
                 )  # fmt: skip
-            if failed_rows:
+            if done.failed_rows:
+                failed = done.failed_rows
                 await conn.execute(
                     q(
                         "INSERT INTO {schema}.failed_transfers (id, result, commit_no,"
@@ -1039,10 +1238,10 @@ class Ledger(LedgerReader):
                         schema,
                     ),
                     (
-                        _uuid_array(f[0] for f in failed_rows),
-                        [f[1] for f in failed_rows],
-                        [f[2] for f in failed_rows],
-                        [f[3] for f in failed_rows],
+                        _uuid_array(f[0] for f in failed),
+                        [f[1] for f in failed],
+                        [f[2] for f in failed],
+                        [f[3] for f in failed],
                     ),
                 )
             await conn.execute(
@@ -1053,12 +1252,8 @@ class Ledger(LedgerReader):
                     " %s::integer[], %s::integer[], %s::text[], %s::bigint[], %s::bytea[])",
                     schema,
                 ),
-                tuple(list(column) for column in zip(*chain_rows, strict=True)),
+                tuple(list(column) for column in zip(*done.rows, strict=True)),
             )
-        self._commit_no, self._next_position, self._head = commit_no, position, head
-        self._journal_seq = links[-1].journal_seq
-        self._sequenced_id_max = sequenced_id_max
-        return [row[0] for row in chain_rows]
 
     async def _reload_after_failure(self) -> None:
         """The caches may hold what PostgreSQL rolled back: drop them (reload lazily if the
