@@ -253,12 +253,21 @@ class LedgerConsumer:
     async def _stage(
         self, bookable: list[_Bookable], account_ids: npt.NDArray[np.int64]
     ) -> asyncio.Task[list[CommitResult]] | None:
-        """Stage the round's write, when the ledger can decide it without a query and no
-        account is to be created; None otherwise."""
+        """Stage the round's write (its new accounts created beside it), when the ledger can
+        decide it without a query; None otherwise."""
         if self.ledger is None or not bookable or self._stopping.is_set():
             return None
-        if any(i not in self._known for i in account_ids.tolist()):
-            return None
+        unknown = [i for i in account_ids.tolist() if i not in self._known]
+        if unknown:
+            try:
+                created = await self.ledger.create_accounts_aside(
+                    [posting_account(i) for i in unknown]
+                )
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
+                return None  # `_book` waits PostgreSQL out
+            self._known.update(created)
+            if len(created) != len(unknown):
+                return None  # an account PostgreSQL holds already: `_book` reads it
         return await self.ledger.stage_events(self._event_commits(bookable))
 
     async def _settle(self, staged: _Staged | None = None) -> int:

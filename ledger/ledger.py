@@ -296,6 +296,9 @@ class Ledger(LedgerReader):
         self._generation = 0
         # Set while a write of another kind runs: nothing is staged meanwhile.
         self._exclusive = 0
+        # `create_accounts_aside`'s connection, opened on first use (`open` sets the URL).
+        self._database_url: str | None = None
+        self._aside: psycopg.AsyncConnection[Any] | None = None
 
     # -- OPEN AND CLOSE --
 
@@ -342,6 +345,7 @@ class Ledger(LedgerReader):
             if row is None or not row[0]:
                 raise LedgerBusy(f"another ledger writer holds schema {schema!r}")
             ledger = cls(conn, schema, transfers_cached_max, fast_path)
+            ledger._database_url = database_url
             await ledger._reload()
         except BaseException:
             await conn.close()
@@ -356,6 +360,8 @@ class Ledger(LedgerReader):
         would find the schema still busy.
         """
         await self._staged_done()
+        if self._aside is not None:
+            await self._aside.close()
         with contextlib.suppress(psycopg.Error):
             await self._conn.execute(
                 "SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
@@ -448,6 +454,60 @@ class Ledger(LedgerReader):
                     raise
             self._evict()
             return results
+
+    async def create_accounts_aside(
+        self, accounts: Sequence[Account], *, ts_ns: int | None = None
+    ) -> list[int]:
+        """Create accounts on a connection of their own, beside the staged writes (which hold
+        the writer's), so that a round naming a new account can still be staged.
+
+        Each account is checked as `create_accounts` checks it; those that pass and that
+        PostgreSQL did not hold are created and held in memory with zero balances (nothing can
+        have moved them yet). Returns their ids. An account PostgreSQL held already is left to
+        `create_accounts` (its balances are to be read, on the writer's connection).
+        """
+        ts_ns = time.time_ns() if ts_ns is None else ts_ns
+        if not self._state_valid or self._database_url is None:
+            return []
+        wanted = {a.id: a for a in accounts if self._check_account(a) is AccountResult.OK}
+        if not wanted:
+            return []
+        if self._aside is None or self._aside.closed:
+            self._aside = await psycopg.AsyncConnection.connect(
+                self._database_url, autocommit=True, options=CONNECT_OPTIONS
+            )
+        new = list(wanted.values())
+        try:
+            created = await self._insert_aside(new, ts_ns)
+        except BaseException:
+            aside, self._aside = self._aside, None  # reconnect on the next call
+            with contextlib.suppress(Exception):
+                await aside.close()
+            raise
+        for account_id in created:
+            if account_id not in self._accounts:
+                self._accounts[account_id] = _AccountState(wanted[account_id], 0, 0, 0, 0)
+        return created
+
+    async def _insert_aside(self, new: list[Account], ts_ns: int) -> list[int]:
+        assert self._aside is not None
+        cur = await self._aside.execute(
+            q(
+                "INSERT INTO {schema}.accounts (id, ledger, owner_id, purpose, flags, ts_ns)"
+                " SELECT *, %s FROM unnest(%s::bigint[], %s::integer[], %s::bigint[],"
+                " %s::smallint[], %s::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id",
+                self._schema,
+            ),
+            (
+                ts_ns,
+                _bigint_array(a.id for a in new),
+                _bigint_array(a.ledger for a in new),
+                _bigint_array(a.owner_id for a in new),
+                _bigint_array(a.purpose for a in new),
+                _bigint_array(a.flags for a in new),
+            ),
+        )
+        return [row[0] for row in await cur.fetchall()]
 
     def _check_account(self, a: Account) -> AccountResult:
         if not _in_account_id_range(a.id):

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import msgspec
 import psycopg
 import pytest
 from psycopg import sql
 
+from engine._codes import AccountResult
 from engine.simulate import applied_flow
 from ledger import EventCommit, Ledger
 from ledger.postings import posting_account, postings_of_batches
@@ -163,6 +165,30 @@ def test_what_the_ledger_cannot_decide_in_memory_is_not_staged(
             assert await books.stage_events(rounds[0]) is None
             again = await books.commit_events(rounds[0])
             assert all(o.event_already_applied for o in again)
+        finally:
+            await books.close()
+
+    asyncio.run(scenario())
+
+
+def test_accounts_created_aside_are_new_ones_only_and_let_a_round_be_staged(
+    pg_database: str, schemas: tuple[str, str]
+) -> None:
+    account_ids, rounds = engine_rounds(9)
+    accounts = [posting_account(i) for i in account_ids]
+    bad = msgspec.structs.replace(accounts[0], id=-5)  # refused by the checks: not created
+
+    async def scenario() -> None:
+        books = await Ledger.open(pg_database, schema=schemas[0])
+        try:
+            assert await books.create_accounts(accounts[:3]) == []
+            created = await books.create_accounts_aside([*accounts, bad])
+            assert sorted(created) == sorted(account_ids[3:])  # the first three existed
+            task = await books.stage_events(rounds[0])
+            assert task is not None and all(o.results == [] for o in await task)
+            again = await books.create_accounts(accounts)
+            assert {result for _, result in again} == {AccountResult.account_exists}
+            assert (await books.verify()).ok
         finally:
             await books.close()
 
