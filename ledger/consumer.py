@@ -4,9 +4,11 @@ once, in journal order.
 Transport only: it fetches a round of messages, decodes them, hands them to the posting rules
 (ledger/postings.py: the whole round at once, as columns) and books the round in one ledger
 write (`Ledger.commit_events`: one hash chain link per event, one transaction per round, so a
-consumer that is behind catches up in large steps), then acknowledges. Exactly once is the
-Ledger's: each event id is recorded in the same PostgreSQL transaction as its transfers, and a
-message is acknowledged only after that transaction commits. So a redelivery (a consumer
+consumer that is behind catches up in large steps), then acknowledges. Rounds overlap: while
+PostgreSQL stores one (`Ledger.stage_events`), the next is fetched, decided and queued.
+
+Exactly once is the Ledger's: each event id is recorded in the same PostgreSQL transaction as
+its transfers, and a message is acknowledged only after that transaction commits. So a redelivery (a consumer
 killed between commit and ack, an ack lost, ack_wait passed) finds its event id applied and
 books nothing again; and a new consumer starts from the entry after the last one the ledger
 booked.

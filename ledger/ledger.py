@@ -175,6 +175,25 @@ def _bigint_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
+_INSERT_ACCOUNTS = (
+    "INSERT INTO {schema}.accounts (id, ledger, owner_id, purpose, flags, ts_ns)"
+    " SELECT *, %s FROM unnest(%s::bigint[], %s::integer[], %s::bigint[], %s::smallint[],"
+    " %s::integer[])"
+)
+
+
+def _account_columns(accounts: Sequence[Account], ts_ns: int) -> tuple[int | str, ...]:
+    """`_INSERT_ACCOUNTS`' parameters."""
+    return (
+        ts_ns,
+        _bigint_array(a.id for a in accounts),
+        _bigint_array(a.ledger for a in accounts),
+        _bigint_array(a.owner_id for a in accounts),
+        _bigint_array(a.purpose for a in accounts),
+        _bigint_array(a.flags for a in accounts),
+    )
+
+
 def _tuple_of_record(r: TransferRecord) -> bytes:
     return chain.transfer_tuple(
         r.position, r.id, r.debit_account_id, r.credit_account_id, r.amount_minor, r.pending_id,
@@ -434,20 +453,7 @@ class Ledger(LedgerReader):
             if new:
                 try:
                     await self._conn.execute(
-                        q(
-                            "INSERT INTO {schema}.accounts (id, ledger, owner_id, purpose, flags,"
-                            " ts_ns) SELECT *, %s FROM unnest(%s::bigint[], %s::integer[],"
-                            " %s::bigint[], %s::smallint[], %s::integer[])",
-                            self._schema,
-                        ),
-                        (
-                            ts_ns,
-                            _bigint_array(a.id for a in new),
-                            _bigint_array(a.ledger for a in new),
-                            _bigint_array(a.owner_id for a in new),
-                            _bigint_array(a.purpose for a in new),
-                            _bigint_array(a.flags for a in new),
-                        ),
+                        q(_INSERT_ACCOUNTS, self._schema), _account_columns(new, ts_ns)
                     )
                 except BaseException:
                     await self._reload_after_failure()
@@ -492,20 +498,8 @@ class Ledger(LedgerReader):
     async def _insert_aside(self, new: list[Account], ts_ns: int) -> list[int]:
         assert self._aside is not None
         cur = await self._aside.execute(
-            q(
-                "INSERT INTO {schema}.accounts (id, ledger, owner_id, purpose, flags, ts_ns)"
-                " SELECT *, %s FROM unnest(%s::bigint[], %s::integer[], %s::bigint[],"
-                " %s::smallint[], %s::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id",
-                self._schema,
-            ),
-            (
-                ts_ns,
-                _bigint_array(a.id for a in new),
-                _bigint_array(a.ledger for a in new),
-                _bigint_array(a.owner_id for a in new),
-                _bigint_array(a.purpose for a in new),
-                _bigint_array(a.flags for a in new),
-            ),
+            q(_INSERT_ACCOUNTS + " ON CONFLICT (id) DO NOTHING RETURNING id", self._schema),
+            _account_columns(new, ts_ns),
         )
         return [row[0] for row in await cur.fetchall()]
 
