@@ -8,10 +8,10 @@ consumer that is behind catches up in large steps), then acknowledges. Rounds ov
 PostgreSQL stores one (`Ledger.stage_events`), the next is fetched, decided and queued.
 
 Exactly once is the Ledger's: each event id is recorded in the same PostgreSQL transaction as
-its transfers, and a message is acknowledged only after that transaction commits. So a redelivery (a consumer
-killed between commit and ack, an ack lost, ack_wait passed) finds its event id applied and
-books nothing again; and a new consumer starts from the entry after the last one the ledger
-booked.
+its transfers, and a message is acknowledged only after that transaction commits. So a
+redelivery (a consumer killed between commit and ack, an ack lost, ack_wait passed) finds its
+event id applied and books nothing again; and a new consumer starts from the entry after the
+last one the ledger booked.
 
 Failures:
 - An undecodable message, or one that is not the EventBatch its stream position says, goes to
