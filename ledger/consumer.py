@@ -223,11 +223,11 @@ class LedgerConsumer:
             await asyncio.wait([task, self._in_flight[0]], return_when=asyncio.FIRST_COMPLETED)
             if not task.done():  # the write landed first: acknowledge it, the read goes on
                 self._next_round = task
-                return await self._settle()
+                return await self._settle() or 0
         prepared = await task if task is not None else None
         if prepared is None:
             if self._in_flight is not None:
-                return await self._settle()
+                return await self._settle() or 0
             prepared = await self._read_round(wait_s)
             if prepared is None:
                 return 0
@@ -238,8 +238,10 @@ class LedgerConsumer:
             staged = await self._stage(bookable, account_ids)
             if staged is not None:
                 previous, self._in_flight = self._in_flight, (staged, msgs, bookable)
-                return await self._settle(previous) if previous is not None else 0
+                return await self._settle(previous) or 0 if previous is not None else 0
             acked = await self._settle()
+            if acked is None:  # resumed from the ledger's last entry: this round comes again
+                return 0
             booked = await self._handle(bookable, account_ids)
         except BaseException:
             await self._drop_next_round()  # the next round is never booked before this one
@@ -272,10 +274,11 @@ class LedgerConsumer:
                 return None  # an account PostgreSQL holds already: `_book` reads it
         return await self.ledger.stage_events(self._event_commits(bookable))
 
-    async def _settle(self, staged: _Staged | None = None) -> int:
+    async def _settle(self, staged: _Staged | None = None) -> int | None:
         """Wait for a staged round (by default the one in flight) to be stored, count what it
         booked and acknowledge it; how many messages that acknowledged. A database failure
-        drops it and everything read after it, and resumes from the ledger's last entry."""
+        drops it and everything read after it, and resumes from the ledger's last entry: None
+        (what the caller holds was read after it, and comes again)."""
         if staged is None:
             staged, self._in_flight = self._in_flight, None
             if staged is None:
@@ -285,7 +288,7 @@ class LedgerConsumer:
             outcomes = await task
         except (psycopg.Error, OSError, RuntimeError) as exc:
             await self._recover(exc)
-            return 0
+            return None
         self._count(bookable, outcomes)
         for msg in msgs:
             await msg.ack()

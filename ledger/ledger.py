@@ -741,8 +741,8 @@ class Ledger(LedgerReader):
         write = self._ready(links, payload, range(0, (len(rows) + 1) * size, size), balances, high)
         generation = self._generation
         chained = await asyncio.to_thread(_chain_links, write)
-        if generation != self._generation or self._exclusive:
-            return None  # reloaded (a staged write failed) while hashing: decided on old state
+        if generation != self._generation or self._exclusive or self._commit_no != write.commit_no:
+            return None  # reloaded or written to while hashing: decided on an old state
         for state, debit_minor, credit_minor in added:
             state.dp += debit_minor
             state.cp += credit_minor

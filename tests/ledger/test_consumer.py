@@ -32,6 +32,7 @@ from engine.simulate import applied_flow
 from engine.topology import Topology
 from ledger.alerts import ALERT_DECODER
 from ledger.consumer import LedgerConsumer
+from ledger.ledger import Ledger
 from ledger.reader import LedgerReader
 from ledger.reconcile import differences, engine_buckets, ledger_buckets
 
@@ -307,3 +308,52 @@ def test_a_ledger_service_killed_mid_stream_resumes_without_loss_or_double_booki
         await assert_books_equal_engine(pg_database, shard)
 
     asyncio.run(scenario())
+
+
+def test_a_staged_write_that_fails_drops_the_rounds_after_it_and_skips_none(
+    nats_url: str, nats_prefix: str, pg_database: str, monkeypatch: Any
+) -> None:
+    """Rounds are staged while earlier ones are stored (`Ledger.stage_events`). One store
+    fails, as a lost connection makes it: the round, and the one decided on top of it, are
+    dropped unacknowledged, and the consumer resumes after the ledger's last entry; at the end
+    every entry is booked once and the books equal the engine's."""
+    monkeypatch.setattr("ledger.consumer.fetch_messages_max", 10)
+    shard, batches = applied_flow(ACCOUNTS, 70, 20, seed=13)
+    rows = sum(len(b.transfer_rows()) for b in batches)
+    staged = {"calls": 0, "failed": 0}
+    store_staged = Ledger._store_staged
+
+    async def failing_once(self: Ledger, previous: Any, *args: Any) -> Any:
+        """The second staged write fails as a lost connection fails it: after the one before
+        it is stored, the writer reloads and the write raises."""
+        staged["calls"] += 1
+        if staged["calls"] != 2:
+            return await store_staged(self, previous, *args)
+        if previous is not None:
+            await previous
+        staged["failed"] += 1
+        async with self._lock:
+            await self._reload_after_failure()
+        raise psycopg.OperationalError("the connection died mid-write")
+
+    monkeypatch.setattr(Ledger, "_store_staged", failing_once)
+
+    async def scenario() -> LedgerConsumer:
+        topology = Topology(nats_prefix, "0")
+        nc = await nats.connect(nats_url)
+        try:
+            await ensure_streams(nc.jetstream(), topology)
+            await publish(nc.jetstream(), topology, batches)
+            consumer = LedgerConsumer.for_database(nc, topology, pg_database)
+            await consumer.start()
+            await book_until(consumer, len(batches))
+            await consumer.close()
+            return consumer
+        finally:
+            await nc.close()
+
+    consumer = asyncio.run(scenario())
+    assert staged["failed"] == 1 and staged["calls"] > 3  # and staging went on after it
+    assert consumer.journal_seq_booked == len(batches)
+    assert asyncio.run(transfers_stored(pg_database)) == rows
+    asyncio.run(assert_books_equal_engine(pg_database, shard))
