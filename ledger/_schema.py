@@ -140,13 +140,19 @@ def ids_in(column: str, client: str, sequenced: str) -> str:
     )
 
 
+def uuid_array(ids: Iterable[int]) -> str:
+    """Transfer ids as a PostgreSQL uuid[] literal: one text parameter, far cheaper to build and
+    send than a list of uuid.UUID objects (seen in a profile of the consumer)."""
+    return "{" + ",".join(f"{i:032x}" for i in ids) + "}"
+
+
 def split_ids(ids: Iterable[int]) -> tuple[str, str]:
-    """Transfer ids in [1, 2**128) as two uuid[] literals: the client ids, the sequenced ids."""
-    client: list[str] = []
-    sequenced: list[str] = []
+    """Transfer ids in [1, 2**128) as two `uuid_array`s: the client ids, the sequenced ids."""
+    client: list[int] = []
+    sequenced: list[int] = []
     for i in ids:
-        (client if i < sequenced_id_min else sequenced).append(f"{i:032x}")
-    return "{" + ",".join(client) + "}", "{" + ",".join(sequenced) + "}"
+        (client if i < sequenced_id_min else sequenced).append(i)
+    return uuid_array(client), uuid_array(sequenced)
 
 
 async def ensure_schema(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
@@ -242,4 +248,5 @@ __all__ = [
     "ids_in",
     "q",
     "split_ids",
+    "uuid_array",
 ]

@@ -56,7 +56,7 @@ import psycopg
 from engine._codes import AccountResult, TransferResult
 from ledger import _fast, chain
 from ledger._columns import TransferColumns
-from ledger._schema import CONNECT_OPTIONS, ensure_schema, ids_in, q, split_ids
+from ledger._schema import CONNECT_OPTIONS, ensure_schema, ids_in, q, split_ids, uuid_array
 from ledger.model import (
     ACCOUNT_FLAGS_KNOWN,
     PURPOSES_KNOWN,
@@ -80,7 +80,6 @@ from ledger.reader import (
     _in_account_id_range,
     _in_transfer_id_range,
     _record_of_row,
-    _uuid_array,
 )
 
 # -- LIMITS --
@@ -199,6 +198,30 @@ def _tuple_of_record(r: TransferRecord) -> bytes:
         r.position, r.id, r.debit_account_id, r.credit_account_id, r.amount_minor, r.pending_id,
         r.ledger, r.code, r.flags, r.user_data_1, r.user_data_2, r.journal_seq, r.ts_ns,
     )  # fmt: skip
+
+
+# What `_commit_fast` commits, one link each: (transfers, journal_seq, event_id, ts_ns).
+_Item = tuple[Sequence[Transfer], int, str | None, int]
+
+
+def _plain_rows(items: Sequence[_Item]) -> tuple[Any, list[int]] | None:
+    """The items' transfers as one array of columns and each item's count, when they have the
+    shape the fast path decides (`ledger._fast.plain_write_shape`); else None."""
+    parts = []
+    for transfers, *_ in items:
+        columns = (
+            transfers
+            if isinstance(transfers, TransferColumns)
+            else TransferColumns.from_transfers(transfers)
+        )
+        if columns is None:
+            return None
+        parts.append(columns.rows)
+    rows = _fast.concatenate(parts)
+    counts = [len(part) for part in parts]
+    if not _fast.plain_write_shape(rows, list(accumulate(counts))):
+        return None
+    return rows, counts
 
 
 class _Write(NamedTuple):
@@ -710,15 +733,14 @@ class Ledger(LedgerReader):
             or any(a >= b for a, b in pairwise(seqs))
             or seqs[-1] > journal_seq_max
             or not all(0 <= e.ts_ns <= journal_seq_max for e in events)
-            or not all(isinstance(e.transfers, TransferColumns) for e in events)
         ):
             return None
-        parts = [e.transfers.rows for e in events if isinstance(e.transfers, TransferColumns)]
-        rows = _fast.concatenate(parts)
-        counts = [len(part) for part in parts]
-        if not _fast.plain_write_shape(rows, list(accumulate(counts))):
+        items: list[_Item] = [(e.transfers, e.journal_seq, e.event_id, e.ts_ns) for e in events]
+        plain = _plain_rows(items)
+        if plain is None:
             return None
-        low, high = _fast.id_range(rows)
+        rows, counts = plain
+        low, _ = _fast.id_range(rows)
         if low < sequenced_id_min or low <= self._sequenced_id_max:
             return None  # an id PostgreSQL may hold: `commit_events` looks
         index = _fast.account_index(rows)
@@ -727,18 +749,7 @@ class Ledger(LedgerReader):
         added = _fast.decide_plain(rows, self._accounts, index)
         if added is None:
             return None
-        journal_seqs = np.repeat(np.array(seqs, dtype=np.int64), counts)
-        ts_ns = np.repeat(np.array([e.ts_ns for e in events], dtype=np.int64), counts)
-        payload = _fast.copy_rows(rows, self._next_position, journal_seqs, ts_ns)
-        links, first = [], 0
-        for event, count in zip(events, counts, strict=True):
-            links.append(_Link(first, count, [], event.journal_seq, event.event_id, event.ts_ns))
-            first += count
-        size = _fast.COPY_ROW_DTYPE.itemsize
-        balances = [
-            (s.account.id, s.dp + debit, s.cp + credit, s.dpe, s.cpe) for s, debit, credit in added
-        ]
-        write = self._ready(links, payload, range(0, (len(rows) + 1) * size, size), balances, high)
+        write = self._plain_write(items, rows, counts, added)
         generation = self._generation
         chained = await asyncio.to_thread(_chain_links, write)
         if generation != self._generation or self._exclusive or self._commit_no != write.commit_no:
@@ -1068,9 +1079,7 @@ class Ledger(LedgerReader):
 
     # -- THE FAST PATH --
 
-    async def _commit_fast(
-        self, items: list[tuple[Sequence[Transfer], int, str | None, int]]
-    ) -> list[int] | None:
+    async def _commit_fast(self, items: list[_Item]) -> list[int] | None:
         """Commit (transfers, journal_seq, event_id, ts_ns) items, one link each, when
         ledger/_fast.py proves that every transfer would be applied, and return their commit
         numbers; otherwise change nothing and return None (the exact path decides).
@@ -1078,28 +1087,32 @@ class Ledger(LedgerReader):
         O(transfers) in NumPy, one query for the accounts not held and one for the ids, then
         the same transaction as the exact path's.
         """
-        parts = []
-        for transfers, *_ in items:
-            columns = (
-                transfers
-                if isinstance(transfers, TransferColumns)
-                else TransferColumns.from_transfers(transfers)
-            )
-            if columns is None:
-                return None
-            parts.append(columns.rows)
-        rows = _fast.concatenate(parts)
-        counts = [len(part) for part in parts]
-        if not _fast.plain_write_shape(rows, list(accumulate(counts))):
+        plain = _plain_rows(items)
+        if plain is None:
             return None
+        rows, counts = plain
         index = _fast.account_index(rows)
         await self._load_accounts(index.ids)
         added = _fast.decide_plain(rows, self._accounts, index)
         if added is None or await self._any_id_known(rows):
             return None
+        write = self._plain_write(items, rows, counts, added)
         for state, debit_minor, credit_minor in added:
             state.dp += debit_minor
             state.cp += credit_minor
+        commit_nos = await self._write_ready(write)
+        self.fast_path_writes += 1
+        return commit_nos
+
+    def _plain_write(
+        self,
+        items: list[_Item],
+        rows: Any,
+        counts: list[int],
+        added: list[tuple[_AccountState, int, int]],
+    ) -> _Write:
+        """The write of items the fast path decided (`added`: what each account gains), from
+        the current head; the balances are those after it. Changes nothing."""
         journal_seqs = np.repeat(np.array([i[1] for i in items], dtype=np.int64), counts)
         ts_ns = np.repeat(np.array([i[3] for i in items], dtype=np.int64), counts)
         payload = _fast.copy_rows(rows, self._next_position, journal_seqs, ts_ns)
@@ -1109,10 +1122,10 @@ class Ledger(LedgerReader):
             first += count
         size = _fast.COPY_ROW_DTYPE.itemsize
         offsets = range(0, (len(rows) + 1) * size, size)
-        states = [s for s, _, _ in added]
-        commit_nos = await self._write(links, payload, offsets, states, _fast.id_range(rows)[1])
-        self.fast_path_writes += 1
-        return commit_nos
+        balances = [
+            (s.account.id, s.dp + debit, s.cp + credit, s.dpe, s.cpe) for s, debit, credit in added
+        ]
+        return self._ready(links, payload, offsets, balances, _fast.id_range(rows)[1])
 
     async def _any_id_known(self, rows: Any) -> bool:
         """Whether PostgreSQL holds any id of `rows` as a transfer or a refused id (the
@@ -1216,7 +1229,12 @@ class Ledger(LedgerReader):
         accounts whose balances to store (when there are transfers); `id_max` is the largest
         id among the transfers and refused ids (0 for none). Returns the links' commit
         numbers."""
-        write = self._ready(links, payload, offsets, _balances(states), id_max)
+        return await self._write_ready(
+            self._ready(links, payload, offsets, _balances(states), id_max)
+        )
+
+    async def _write_ready(self, write: _Write) -> list[int]:
+        """Store a write from the current head, then advance the head; its commit numbers."""
         # The chain is hashed in a thread while this one feeds PostgreSQL the rows (hashlib
         # lets go of the GIL over large buffers).
         chained = asyncio.create_task(asyncio.to_thread(_chain_links, write))
@@ -1292,7 +1310,7 @@ class Ledger(LedgerReader):
                         schema,
                     ),
                     (
-                        _uuid_array(f[0] for f in failed),
+                        uuid_array(f[0] for f in failed),
                         [f[1] for f in failed],
                         [f[2] for f in failed],
                         [f[3] for f in failed],
@@ -1385,7 +1403,7 @@ class Ledger(LedgerReader):
                     " WHERE pending_id = ANY(%s::uuid[])",
                     self._schema,
                 ),
-                (_uuid_array(pending),),
+                (uuid_array(pending),),
             )
             for pending_id, flags in await cur.fetchall():
                 self._pending_state[pending_id.int] = flags & _RESOLVING
@@ -1397,7 +1415,7 @@ class Ledger(LedgerReader):
         cur = await self._conn.execute(
             q("SELECT id, result FROM {schema}.failed_transfers WHERE id = ANY(%s::uuid[])",
               self._schema),
-            (_uuid_array(ids),),
+            (uuid_array(ids),),
         )  # fmt: skip
         for id_, result in await cur.fetchall():
             self._failed[id_.int] = result

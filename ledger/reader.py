@@ -8,7 +8,6 @@ Every read is one statement, so it sees one snapshot of the database.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,16 +18,6 @@ from ledger._schema import CONNECT_OPTIONS, effects_sql, ids_in, q, split_ids
 from ledger.model import Account, Balance, TransferRecord, account_id_max, transfer_id_max
 
 DEFAULT_SCHEMA = "ledger"
-
-
-def _uuid(value: int) -> uuid.UUID:
-    return uuid.UUID(int=value)
-
-
-def _uuid_array(ids: Iterable[int]) -> str:
-    """Transfer ids as a PostgreSQL uuid[] literal: one text parameter, far cheaper to build and
-    send than a list of uuid.UUID objects (seen in a profile of the consumer)."""
-    return "{" + ",".join(f"{i:032x}" for i in ids) + "}"
 
 
 def _in_transfer_id_range(value: int) -> bool:

@@ -8,7 +8,9 @@ and the events stream itself; restart is a new EngineLoop over the same journal 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -16,7 +18,7 @@ import pytest
 
 from engine._codes import EventKind, OrderType, Reason, Side, TimeInForce
 from engine.journal import EngineClient, new_origin
-from engine.loop import start_engine
+from engine.loop import EngineLoop, start_engine
 from engine.markets import BTC, USDT, funding_commands, market_commands
 from engine.messages import (
     EVENTS_DECODER,
@@ -29,6 +31,21 @@ from engine.messages import (
 )
 from engine.shard import Shard
 from engine.topology import Topology
+
+
+@contextlib.asynccontextmanager
+async def engine_running(
+    nats_url: str, nats_prefix: str, tmp_path: Path, tick_s: float = 0
+) -> AsyncIterator[tuple[EngineLoop, EngineClient, Topology]]:
+    """Shard 0's engine on a private prefix and a client of it; both stopped on exit."""
+    topology = Topology(nats_prefix, "0")
+    engine = await start_engine(nats_url, topology, tmp_path, tick_s=tick_s)
+    client = await EngineClient.connect(nats_url, topology, new_origin("test"))
+    try:
+        yield engine, client, topology
+    finally:
+        await engine.stop()
+        await client.close()
 
 
 def buy(account: int, coid: int, price: int, lots: int) -> PlaceOrder:
@@ -120,18 +137,12 @@ def test_an_undecodable_journal_entry_is_skipped_and_answered(
     nats_url: str, nats_prefix: str, tmp_path: Path, garbage: bytes
 ) -> None:
     async def scenario() -> None:
-        topology = Topology(nats_prefix, "0")
-        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0)
-        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
-        try:
+        async with engine_running(nats_url, nats_prefix, tmp_path) as (_, client, topology):
             await client.js.publish(topology.journal_subject, garbage)
             ok = await client.submit(market_commands())
             assert ok.journal_seq == 2
             status = (await client.query(GetStatus())).result
             assert status["journal_seq_applied"] == 2
-        finally:
-            await engine.stop()
-            await client.close()
 
     asyncio.run(scenario())
 
@@ -143,10 +154,7 @@ def test_group_commit_journals_concurrent_callers_together_and_keeps_their_place
     commands sit in the shared entry, and their outcomes are those commands' and no others'."""
 
     async def scenario() -> None:
-        topology = Topology(nats_prefix, "0")
-        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0)
-        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
-        try:
+        async with engine_running(nats_url, nats_prefix, tmp_path) as (_, client, _):
             await client.submit([*market_commands(), *funding_commands(range(10, 60))])
 
             async def one(account: int) -> tuple[int, int, int]:
@@ -173,9 +181,6 @@ def test_group_commit_journals_concurrent_callers_together_and_keeps_their_place
                 assert offsets == list(range(0, 2 * len(offsets), 2))
             book = (await client.query(GetBook(instrument_id=1, depth=100))).result
             assert sum(level[2] for level in book["bids"]) == 100
-        finally:
-            await engine.stop()
-            await client.close()
 
     asyncio.run(scenario())
 
@@ -191,22 +196,21 @@ def test_a_lost_event_publish_is_sent_again_with_everything_after_it(
     monkeypatch.setattr("engine.loop.publish_ack_timeout_s", 0.3)
 
     async def scenario() -> None:
-        topology = Topology(nats_prefix, "0")
-        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0)
-        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
-        publish_async = engine._js.publish_async
-        dropped: list[str] = []
+        async with engine_running(nats_url, nats_prefix, tmp_path) as (engine, client, topology):
+            publish_async = engine._js.publish_async
+            dropped: list[str] = []
 
-        async def lossy(subject: str, payload: bytes, **kwargs: object) -> asyncio.Future[object]:
-            headers = kwargs.get("headers") or {}
-            assert isinstance(headers, dict)
-            if headers.get("Nats-Msg-Id") == topology.event_message_id(3) and not dropped:
-                dropped.append(headers["Nats-Msg-Id"])
-                return asyncio.get_running_loop().create_future()  # never sent, never acked
-            return await publish_async(subject, payload, **kwargs)  # type: ignore[arg-type]
+            async def lossy(
+                subject: str, payload: bytes, **kwargs: object
+            ) -> asyncio.Future[object]:
+                headers = kwargs.get("headers") or {}
+                assert isinstance(headers, dict)
+                if headers.get("Nats-Msg-Id") == topology.event_message_id(3) and not dropped:
+                    dropped.append(headers["Nats-Msg-Id"])
+                    return asyncio.get_running_loop().create_future()  # never sent, never acked
+                return await publish_async(subject, payload, **kwargs)  # type: ignore[arg-type]
 
-        engine._js.publish_async = lossy
-        try:
+            engine._js.publish_async = lossy
             await client.submit([*market_commands(), *funding_commands(range(10, 20))])
             appended = [await client.append([buy(10 + n, 1, 290_000, 1)]) for n in range(8)]
             batches = await asyncio.wait_for(asyncio.gather(*(f for _, f in appended)), 10)
@@ -222,9 +226,6 @@ def test_a_lost_event_publish_is_sent_again_with_everything_after_it(
             for seq in range(1, 10):
                 msg = await client.js.get_msg(topology.events_stream, seq=seq)
                 assert EVENTS_DECODER.decode(msg.data).journal_seq == seq
-        finally:
-            await engine.stop()
-            await client.close()
 
     asyncio.run(scenario())
 
@@ -238,13 +239,10 @@ def test_an_outcome_too_large_for_one_nats_message_goes_compressed(
     computes for the same entries."""
 
     async def scenario() -> None:
-        topology = Topology(nats_prefix, "0")
-        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0)
-        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
         setup = [*market_commands(), *funding_commands([10, 11])]
         crossing = [sell(10, n, 300_000, 1) for n in range(1, 1_501)]
         crossing += [buy(11, n, 300_000, 1) for n in range(1, 1_501)]
-        try:
+        async with engine_running(nats_url, nats_prefix, tmp_path) as (_, client, topology):
             await client.submit(setup)
             batch = await client.submit(crossing)
             message = await client.js.get_msg(topology.events_stream, seq=batch.journal_seq)
@@ -268,9 +266,6 @@ def test_an_outcome_too_large_for_one_nats_message_goes_compressed(
                 assert read.transfer_rows().tolist() == applied.transfers.tolist()
             status = (await client.query(GetStatus())).result
             assert status["journal_seq_applied"] == 2
-        finally:
-            await engine.stop()
-            await client.close()
 
     asyncio.run(scenario())
 
@@ -285,10 +280,11 @@ def test_a_quiet_shard_ticks_only_to_expire_a_due_gtd_order(
     expires a GTD order once its time has come."""
 
     async def scenario() -> None:
-        topology = Topology(nats_prefix, "0")
-        engine = await start_engine(nats_url, topology, tmp_path, tick_s=0.1)
-        client = await EngineClient.connect(nats_url, topology, new_origin("test"))
-        try:
+        async with engine_running(nats_url, nats_prefix, tmp_path, tick_s=0.1) as (
+            _,
+            client,
+            topology,
+        ):
             await client.submit([*market_commands(), *funding_commands([10])])
             resting = await client.submit([buy(10, 1, 290_000, 1)])
             await asyncio.sleep(0.5)  # five idle ticks' time, nothing due
@@ -311,8 +307,5 @@ def test_a_quiet_shard_ticks_only_to_expire_a_due_gtd_order(
             await asyncio.sleep(0.5)  # and no more once nothing is due
             info = await client.js.stream_info(topology.journal_stream)
             assert info.state.last_seq == placed.journal_seq + 1
-        finally:
-            await engine.stop()
-            await client.close()
 
     asyncio.run(scenario())

@@ -21,3 +21,12 @@ def schema(database_url: str) -> Iterator[str]:
     name = new_schema()
     yield name
     drop_schema(database_url, name)
+
+
+@pytest.fixture
+def two_schemas(database_url: str) -> Iterator[tuple[str, str]]:
+    """Two schema names unique to this test, dropped afterwards."""
+    names = (new_schema(), new_schema())
+    yield names
+    for name in names:
+        drop_schema(database_url, name)

@@ -16,7 +16,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,21 @@ async def publish(js: Any, topology: Topology, batches: list[EventBatch]) -> Non
             ENCODER.encode(batch),
             headers={"Nats-Msg-Id": topology.event_message_id(batch.journal_seq)},
         )
+
+
+@contextlib.asynccontextmanager
+async def events_published(
+    nats_url: str, nats_prefix: str, batches: list[EventBatch]
+) -> AsyncIterator[tuple[Any, Topology]]:
+    """A NATS connection and shard 0's streams with `batches` published; closed on exit."""
+    topology = Topology(nats_prefix, "0")
+    nc = await nats.connect(nats_url)
+    try:
+        await ensure_streams(nc.jetstream(), topology)
+        await publish(nc.jetstream(), topology, batches)
+        yield nc, topology
+    finally:
+        await nc.close()
 
 
 async def book_until(consumer: LedgerConsumer, journal_seq: int, rounds_max: int = 200) -> None:
@@ -117,11 +132,7 @@ def test_every_event_is_booked_once_and_the_books_equal_the_engine(
     assert rows > 1_000
 
     async def scenario() -> None:
-        topology = Topology(nats_prefix, "0")
-        nc = await nats.connect(nats_url)
-        try:
-            await ensure_streams(nc.jetstream(), topology)
-            await publish(nc.jetstream(), topology, batches)
+        async with events_published(nats_url, nats_prefix, batches) as (nc, topology):
             first = LedgerConsumer.for_database(nc, topology, pg_database)
             await first.start()
             await book_until(first, 30)
@@ -140,8 +151,6 @@ def test_every_event_is_booked_once_and_the_books_equal_the_engine(
             assert second.events_redelivered == len(unacked) == 10
             assert second.dead_lettered == 0
             await second.close()
-        finally:
-            await nc.close()
         assert await transfers_stored(pg_database) == rows
         await assert_books_equal_engine(pg_database, shard)
 
@@ -339,18 +348,12 @@ def test_a_staged_write_that_fails_drops_the_rounds_after_it_and_skips_none(
     monkeypatch.setattr(Ledger, "_store_staged", failing_once)
 
     async def scenario() -> LedgerConsumer:
-        topology = Topology(nats_prefix, "0")
-        nc = await nats.connect(nats_url)
-        try:
-            await ensure_streams(nc.jetstream(), topology)
-            await publish(nc.jetstream(), topology, batches)
+        async with events_published(nats_url, nats_prefix, batches) as (nc, topology):
             consumer = LedgerConsumer.for_database(nc, topology, pg_database)
             await consumer.start()
             await book_until(consumer, len(batches))
             await consumer.close()
             return consumer
-        finally:
-            await nc.close()
 
     consumer = asyncio.run(scenario())
     assert staged["failed"] == 1 and staged["calls"] > 3  # and staging went on after it

@@ -11,25 +11,13 @@ chain, link for link (equal head hashes).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from engine._codes import TransferResult
 from engine.simulate import applied_flow
 from ledger import EventCommit, Ledger, Transfer
 from ledger.postings import postings
-from tests.ledger.ledger_fixtures import drop_schema, new_schema
 
 ACCOUNTS = list(range(10, 30))
-
-
-@pytest.fixture
-def two_schemas(database_url: str) -> Iterator[tuple[str, str]]:
-    names = (new_schema(), new_schema())
-    yield names
-    for name in names:
-        drop_schema(database_url, name)
 
 
 def events_and_accounts() -> tuple[list[EventCommit], list]:

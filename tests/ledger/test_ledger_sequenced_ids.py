@@ -27,7 +27,7 @@ from ledger import Ledger, Transfer, _fast, _kernels
 from ledger._columns import COLUMNS_DTYPE
 from ledger.model import sequenced_id_min
 from ledger.postings import shard_code, transfer_id
-from tests.ledger.ledger_fixtures import STANDARD_ACCOUNTS, USDT, drop_schema, new_schema
+from tests.ledger.ledger_fixtures import STANDARD_ACCOUNTS, USDT
 
 H, A, B = (a.id for a in STANDARD_ACCOUNTS[:3])
 
@@ -37,31 +37,24 @@ def t(id: int, amount: int = 10, debit: int = H, credit: int = A) -> Transfer:
                     amount_minor=amount, ledger=USDT, code=1)  # fmt: skip
 
 
-@pytest.fixture
-def schema(pg_database: str):
-    name = new_schema()
-    yield name
-    drop_schema(pg_database, name)
-
-
 def test_engine_transfer_ids_are_sequenced_and_ascend_with_the_journal() -> None:
     ids = [transfer_id("0", seq, row) for seq in (1, 2, (1 << 72) - 1) for row in (0, 1)]
     assert all(i >= sequenced_id_min for i in ids) and ids == sorted(ids)
     assert 0 < shard_code("0") < 1 << 31 and shard_code("") == 1  # crc32("") is 0
 
 
-def test_a_sequenced_id_is_unique_and_found_after_a_restart(pg_database: str, schema: str) -> None:
+def test_a_sequenced_id_is_unique_and_found_after_a_restart(database_url: str, schema: str) -> None:
     first, second = sequenced_id_min + 5, sequenced_id_min + 6
 
     async def run() -> None:
-        ledger = await Ledger.open(pg_database, schema=schema, transfers_cached_max=1)
+        ledger = await Ledger.open(database_url, schema=schema, transfers_cached_max=1)
         try:
             assert await ledger.create_accounts(STANDARD_ACCOUNTS) == []
             assert (await ledger.commit([t(first), t(second)], journal_seq=1)).results == []
         finally:
             await ledger.close()
         # A new writer: nothing in memory but what PostgreSQL says.
-        ledger = await Ledger.open(pg_database, schema=schema, transfers_cached_max=1)
+        ledger = await Ledger.open(database_url, schema=schema, transfers_cached_max=1)
         try:
             again = await ledger.commit([t(first), t(second, amount=11)], journal_seq=2)
             assert again.results == [
@@ -77,7 +70,7 @@ def test_a_sequenced_id_is_unique_and_found_after_a_restart(pg_database: str, sc
             await ledger.close()
 
     asyncio.run(run())
-    with psycopg.connect(pg_database) as conn:
+    with psycopg.connect(database_url) as conn:
         indexes = conn.execute(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'transfers'",
             (schema,),
@@ -93,10 +86,10 @@ def test_a_sequenced_id_is_unique_and_found_after_a_restart(pg_database: str, sc
 
 
 def test_verify_names_a_sequenced_id_a_faulty_writer_stored_twice(
-    pg_database: str, schema: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def run() -> tuple[bool, str | None, int | None]:
-        ledger = await Ledger.open(pg_database, schema=schema, transfers_cached_max=1)
+        ledger = await Ledger.open(database_url, schema=schema, transfers_cached_max=1)
         try:
             assert await ledger.create_accounts(STANDARD_ACCOUNTS) == []
             await ledger.commit([t(sequenced_id_min + 7)], journal_seq=1)
@@ -113,12 +106,12 @@ def test_verify_names_a_sequenced_id_a_faulty_writer_stored_twice(
 
 
 def test_a_version_1_schema_opens_as_version_2_with_what_it_held(
-    pg_database: str, schema: str
+    database_url: str, schema: str
 ) -> None:
     ids = [3, sequenced_id_min + 40, sequenced_id_min + 41]
 
     async def book() -> None:
-        ledger = await Ledger.open(pg_database, schema=schema)
+        ledger = await Ledger.open(database_url, schema=schema)
         try:
             assert await ledger.create_accounts(STANDARD_ACCOUNTS) == []
             await ledger.commit([t(i) for i in ids], journal_seq=1)
@@ -129,7 +122,7 @@ def test_a_version_1_schema_opens_as_version_2_with_what_it_held(
     # Back to version 1's shape: every id in the primary key, the BRIN on (position,
     # journal_seq), no record of the largest sequenced id.
     s = sql.Identifier(schema)
-    with psycopg.connect(pg_database, autocommit=True) as conn:
+    with psycopg.connect(database_url, autocommit=True) as conn:
         for statement in (
             "DROP INDEX {s}.transfers_client_id",
             "DROP INDEX {s}.transfers_id_position_journal_seq",
@@ -142,7 +135,7 @@ def test_a_version_1_schema_opens_as_version_2_with_what_it_held(
             conn.execute(sql.SQL(statement).format(s=s))
 
     async def reopen() -> list[tuple[int, TransferResult]]:
-        ledger = await Ledger.open(pg_database, schema=schema, transfers_cached_max=1)
+        ledger = await Ledger.open(database_url, schema=schema, transfers_cached_max=1)
         try:
             assert (await ledger.verify()).ok
             return (await ledger.commit([t(i) for i in ids], journal_seq=2)).results
@@ -150,7 +143,7 @@ def test_a_version_1_schema_opens_as_version_2_with_what_it_held(
             await ledger.close()
 
     assert asyncio.run(reopen()) == [(k, TransferResult.exists) for k in range(3)]
-    with psycopg.connect(pg_database) as conn:
+    with psycopg.connect(database_url) as conn:
         meta = dict(conn.execute(sql.SQL("SELECT key, value FROM {}.meta").format(s)).fetchall())
         constraints = conn.execute(
             "SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass(%s)"

@@ -12,7 +12,6 @@ behind a held lock, the connection killed under them, and the ledger reopened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import msgspec
 import psycopg
@@ -23,7 +22,6 @@ from engine._codes import AccountResult
 from engine.simulate import applied_flow
 from ledger import EventCommit, Ledger
 from ledger.postings import posting_account, postings_of_batches
-from tests.ledger.ledger_fixtures import drop_schema, new_schema
 
 TABLES = (
     "SELECT * FROM {s}.transfers ORDER BY position",
@@ -34,14 +32,6 @@ TABLES = (
     "SELECT * FROM {s}.meta ORDER BY key",
 )
 ROUND = 6  # events per round
-
-
-@pytest.fixture
-def schemas(pg_database: str) -> Iterator[tuple[str, str]]:
-    pair = (new_schema(), new_schema())
-    yield pair
-    for schema in pair:
-        drop_schema(pg_database, schema)
 
 
 def engine_rounds(seed: int) -> tuple[list[int], list[list[EventCommit]]]:
@@ -65,12 +55,12 @@ def tables(database_url: str, schema: str) -> list[list[tuple[object, ...]]]:
 
 @pytest.mark.parametrize("seed", [5, 6])
 def test_staged_rounds_store_what_commit_events_stores(
-    pg_database: str, schemas: tuple[str, str], seed: int
+    database_url: str, two_schemas: tuple[str, str], seed: int
 ) -> None:
     account_ids, rounds = engine_rounds(seed)
 
     async def book(schema: str, staged: bool) -> int:
-        books = await Ledger.open(pg_database, schema=schema)
+        books = await Ledger.open(database_url, schema=schema)
         try:
             assert await books.create_accounts([posting_account(i) for i in account_ids]) == []
             tasks, staged_rounds = [], 0
@@ -93,43 +83,43 @@ def test_staged_rounds_store_what_commit_events_stores(
         finally:
             await books.close()
 
-    assert asyncio.run(book(schemas[0], False)) == 0
-    staged_rounds = asyncio.run(book(schemas[1], True))
+    assert asyncio.run(book(two_schemas[0], False)) == 0
+    staged_rounds = asyncio.run(book(two_schemas[1], True))
     assert staged_rounds == len(rounds)  # every account was known: every round staged
-    assert tables(pg_database, schemas[0]) == tables(pg_database, schemas[1])
+    assert tables(database_url, two_schemas[0]) == tables(database_url, two_schemas[1])
 
 
 def test_a_failed_staged_write_fails_the_ones_after_it_and_stores_nothing(
-    pg_database: str, schemas: tuple[str, str]
+    database_url: str, two_schemas: tuple[str, str]
 ) -> None:
     account_ids, rounds = engine_rounds(7)
-    schema, reference = schemas
+    schema, reference = two_schemas
 
     async def scenario() -> None:
-        books = await Ledger.open(pg_database, schema=schema)
+        books = await Ledger.open(database_url, schema=schema)
         try:
             assert await books.create_accounts([posting_account(i) for i in account_ids]) == []
             assert (await books.stage_events(rounds[0])) is not None
             await books._staged_done()
-            stored = tables(pg_database, schema)
+            stored = tables(database_url, schema)
             # The next two rounds are staged while the writer's lock is held, so their writes
             # wait; then the connection dies under them.
             async with books._lock:
                 first = await books.stage_events(rounds[1])
                 second = await books.stage_events(rounds[2])
                 assert first is not None and second is not None
-                with psycopg.connect(pg_database, autocommit=True) as admin:
+                with psycopg.connect(database_url, autocommit=True) as admin:
                     pid = books._conn.info.backend_pid
                     admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             for task in (first, second):
                 with pytest.raises((psycopg.Error, RuntimeError)):
                     await task
             assert await books.stage_events(rounds[3]) is None  # not on top of a failure
-            assert tables(pg_database, schema) == stored
+            assert tables(database_url, schema) == stored
         finally:
             await books.close()
         # A new writer books the rest exactly, as the consumer does after reconnecting.
-        books = await Ledger.open(pg_database, schema=schema)
+        books = await Ledger.open(database_url, schema=schema)
         try:
             for events in rounds[1:]:
                 outcomes = await books.commit_events(events)
@@ -137,7 +127,7 @@ def test_a_failed_staged_write_fails_the_ones_after_it_and_stores_nothing(
             assert (await books.verify()).ok
         finally:
             await books.close()
-        books = await Ledger.open(pg_database, schema=reference)
+        books = await Ledger.open(database_url, schema=reference)
         try:
             assert await books.create_accounts([posting_account(i) for i in account_ids]) == []
             for events in rounds:
@@ -146,16 +136,16 @@ def test_a_failed_staged_write_fails_the_ones_after_it_and_stores_nothing(
             await books.close()
 
     asyncio.run(scenario())
-    assert tables(pg_database, schema) == tables(pg_database, reference)
+    assert tables(database_url, schema) == tables(database_url, reference)
 
 
 def test_what_the_ledger_cannot_decide_in_memory_is_not_staged(
-    pg_database: str, schemas: tuple[str, str]
+    database_url: str, two_schemas: tuple[str, str]
 ) -> None:
     account_ids, rounds = engine_rounds(8)
 
     async def scenario() -> None:
-        books = await Ledger.open(pg_database, schema=schemas[0])
+        books = await Ledger.open(database_url, schema=two_schemas[0])
         try:
             # No account created yet: the accounts are not in memory.
             assert await books.stage_events(rounds[0]) is None
@@ -172,14 +162,14 @@ def test_what_the_ledger_cannot_decide_in_memory_is_not_staged(
 
 
 def test_accounts_created_aside_are_new_ones_only_and_let_a_round_be_staged(
-    pg_database: str, schemas: tuple[str, str]
+    database_url: str, two_schemas: tuple[str, str]
 ) -> None:
     account_ids, rounds = engine_rounds(9)
     accounts = [posting_account(i) for i in account_ids]
     bad = msgspec.structs.replace(accounts[0], id=-5)  # refused by the checks: not created
 
     async def scenario() -> None:
-        books = await Ledger.open(pg_database, schema=schemas[0])
+        books = await Ledger.open(database_url, schema=two_schemas[0])
         try:
             assert await books.create_accounts(accounts[:3]) == []
             created = await books.create_accounts_aside([*accounts, bad])
