@@ -146,6 +146,15 @@ def uuid_array(ids: Iterable[int]) -> str:
     return "{" + ",".join(f"{i:032x}" for i in ids) + "}"
 
 
+# COPY's text format: a backslash, tab, newline or carriage return inside a field is escaped.
+_COPY_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: str | None) -> str:
+    """`value` as one field of a text-format COPY row (None is NULL)."""
+    return "\\N" if value is None else value.translate(_COPY_TEXT_ESCAPES)
+
+
 def split_ids(ids: Iterable[int]) -> tuple[str, str]:
     """Transfer ids in [1, 2**128) as two `uuid_array`s: the client ids, the sequenced ids."""
     client: list[int] = []

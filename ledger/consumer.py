@@ -46,6 +46,7 @@ from nats.js.errors import NotFoundError
 
 from engine._codes import AccountResult, TransferResult
 from engine.messages import EVENTS_DECODER, EventBatch
+from engine.pull import BatchPull
 from engine.topology import Topology
 from ledger._columns import TransferColumns
 from ledger.alerts import Alert, dead_letter, ensure_dead_letter_stream, raise_alert
@@ -157,13 +158,10 @@ class LedgerConsumer:
             opt_start_seq=booked + 1,
             ack_wait=ack_wait_s,
             max_ack_pending=ack_pending_max,
+            filter_subject=self.topology.events_subject,
         )
-        self._sub = await self.js.pull_subscribe(
-            self.topology.events_subject,
-            durable=name,
-            stream=self.topology.events_stream,
-            config=config,
-        )
+        await self.js.add_consumer(self.topology.events_stream, config)
+        self._sub = await BatchPull.subscribe(self.nc, self.topology.events_stream, name)
         self.journal_seq_booked = booked
 
     async def _reopen(self) -> None:
@@ -311,7 +309,7 @@ class LedgerConsumer:
         """Fetch a round and decode it (dead-lettering what cannot be booked); None when no
         message came within `wait_s`."""
         try:
-            msgs = await self._sub.fetch(fetch_messages_max, timeout=wait_s)
+            msgs = await self._sub.fetch(fetch_messages_max, wait_s)
         except (TimeoutError, nats.errors.TimeoutError):
             return None
         parsed = [(msg, batch) for msg in msgs if (batch := await self._parse(msg)) is not None]
