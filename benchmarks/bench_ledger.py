@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 import nats
 import psycopg
+import uvloop
 from psycopg import sql
 
 from benchmarks._machine import load_average, machine_during
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     with servers() as (nats_url, database_url, origin):
         with fresh_database(database_url) as db:
             progress(f"consumer: booking {len(batches):,} entries")
-            consumer = asyncio.run(run_consumer(nats_url, db, batches))
+            consumer = uvloop.run(run_consumer(nats_url, db, batches))
         rows = copy_rows(batches)
         with fresh_database(database_url) as db:
             progress(f"copy_ceiling: {len(rows):,} rows")
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             ledger_table = run_copy(db, rows, ledger_table=True)
         with fresh_database(database_url) as db:
             progress(f"lag: {lag_entries:,} entries at {args.fills_per_s:,} fills/s")
-            lag = asyncio.run(run_lag(nats_url, db, lag_batches, args.fills_per_s))
+            lag = uvloop.run(run_lag(nats_url, db, lag_batches, args.fills_per_s))
     share = consumer["transfers_per_s"] / ceiling["rows_per_s"]
     result = {
         "transfers_per_s": consumer["transfers_per_s"],

@@ -42,6 +42,20 @@ inbox_messages_max = 1 << 20
 inbox_bytes_max = 1 << 30
 
 
+def stream_position(msg: Msg) -> int:
+    """The stream sequence of a JetStream delivery, read off its reply subject: what
+    `msg.metadata.sequence.stream` gives, without building the rest of the metadata (a tenth
+    of the consumer's parsing, seen in a profile). The subject is
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>``, or
+    with ``<domain>.<account hash>`` after ``$JS.ACK`` and a token at the end."""
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[5])
+    if len(tokens) >= 12:
+        return int(tokens[7])
+    return int(msg.metadata.sequence.stream)  # a form this does not know: nats-py's reading
+
+
 class BatchPull:
     """Fetch rounds of a durable pull consumer. `await BatchPull.subscribe(...)`, then
     `await fetch(n, timeout)` as with nats-py's `PullSubscription.fetch`."""
@@ -132,4 +146,4 @@ class BatchPull:
                 woken.set_exception(error)
 
 
-__all__ = ["BatchPull", "inbox_bytes_max", "inbox_messages_max"]
+__all__ = ["BatchPull", "inbox_bytes_max", "inbox_messages_max", "stream_position"]

@@ -46,7 +46,7 @@ from nats.js.errors import NotFoundError
 
 from engine._codes import AccountResult, TransferResult
 from engine.messages import EVENTS_DECODER, EventBatch
-from engine.pull import BatchPull
+from engine.pull import BatchPull, stream_position
 from engine.topology import Topology
 from ledger._columns import TransferColumns
 from ledger.alerts import Alert, dead_letter, ensure_dead_letter_stream, raise_alert
@@ -60,6 +60,10 @@ CONSUMER = "ledger"
 # Messages fetched and booked per round: large enough to amortise a fetch at the target rate,
 # small enough that a round stays far inside ack_wait.
 fetch_messages_max = 2000
+# The first round after (re)subscribing is this small, and each round after it twice the one
+# before, up to the most: so the first write starts while the rest of a backlog is still read,
+# rather than after a whole round (about a tenth of a 20,000-entry catch-up, measured).
+fetch_messages_first = 250
 # Unacknowledged messages JetStream lets the consumer hold: a few rounds' worth.
 ack_pending_max = 4 * fetch_messages_max
 # A message not acknowledged in this long is delivered again (the consumer died mid-round).
@@ -102,6 +106,7 @@ class LedgerConsumer:
         self.ledger: Ledger | None = None
         self.exceptions: ExceptionQueue | None = None
         self._sub: Any = None
+        self._fetch_size = fetch_messages_first  # see fetch_messages_first
         self._stopping = asyncio.Event()
         # Accounts this consumer has seen created: an event touching only these needs no
         # create_accounts round trip (ledger accounts are never deleted).
@@ -162,6 +167,7 @@ class LedgerConsumer:
         )
         await self.js.add_consumer(self.topology.events_stream, config)
         self._sub = await BatchPull.subscribe(self.nc, self.topology.events_stream, name)
+        self._fetch_size = min(fetch_messages_first, fetch_messages_max)
         self.journal_seq_booked = booked
 
     async def _reopen(self) -> None:
@@ -309,9 +315,10 @@ class LedgerConsumer:
         """Fetch a round and decode it (dead-lettering what cannot be booked); None when no
         message came within `wait_s`."""
         try:
-            msgs = await self._sub.fetch(fetch_messages_max, wait_s)
+            msgs = await self._sub.fetch(self._fetch_size, wait_s)
         except (TimeoutError, nats.errors.TimeoutError):
             return None
+        self._fetch_size = min(2 * self._fetch_size, fetch_messages_max)
         parsed = [(msg, batch) for msg in msgs if (batch := await self._parse(msg)) is not None]
         bookable, account_ids = await self._postings(parsed)
         return msgs, bookable, account_ids
@@ -340,7 +347,7 @@ class LedgerConsumer:
 
     async def _parse(self, msg: Any) -> EventBatch | None:
         """The message's EventBatch, or None once it is dead-lettered."""
-        position = msg.metadata.sequence.stream
+        position = stream_position(msg)
         try:
             batch = EVENTS_DECODER.decode(msg.data)
         except msgspec.DecodeError as exc:
@@ -375,7 +382,7 @@ class LedgerConsumer:
             try:
                 ids, [transfers] = postings_of_batches([batch])
             except ValueError as exc:  # a row that fits no transfer id: it cannot be booked
-                position = msg.metadata.sequence.stream
+                position = stream_position(msg)
                 await self._dead_letter(msg, position, f"EventBatch not bookable: {exc}")
                 continue
             bookable.append((batch, transfers))
@@ -481,4 +488,10 @@ class LedgerConsumer:
         self.dead_lettered += 1
 
 
-__all__ = ["CONSUMER", "LedgerConsumer", "fetch_messages_max", "known_accounts_max"]
+__all__ = [
+    "CONSUMER",
+    "LedgerConsumer",
+    "fetch_messages_first",
+    "fetch_messages_max",
+    "known_accounts_max",
+]

@@ -746,6 +746,31 @@ class Ledger(LedgerReader):
         ):
             return None
         items: list[_Item] = [(e.transfers, e.journal_seq, e.event_id, e.ts_ns) for e in events]
+        generation = self._generation
+        # Decided and hashed in a thread: tens of milliseconds a round that would otherwise hold
+        # the event loop, and with it the write PostgreSQL is storing meanwhile (seen as
+        # PostgreSQL waiting between the statements of a staged write).
+        decided = await asyncio.to_thread(self._decide_staged, items)
+        if decided is None:
+            return None
+        write, added, chained = decided
+        if generation != self._generation or self._exclusive or self._commit_no != write.commit_no:
+            return None  # reloaded or written to meanwhile: decided on an old state
+        for state, debit_minor, credit_minor in added:
+            state.dp += debit_minor
+            state.cp += credit_minor
+        self._advance(write, chained)
+        self._staged = asyncio.create_task(self._store_staged(staged, write, chained, generation))
+        self.fast_path_writes += 1
+        return self._staged
+
+    def _decide_staged(
+        self, items: list[_Item]
+    ) -> tuple[_Write, list[tuple[_AccountState, int, int]], _Chained] | None:
+        """`stage_events`' decision, in a thread: the write of `items` from the current head,
+        what each account gains and the write's links hashed; None when the fast path cannot
+        prove it without a query. Changes nothing (the caller checks that nothing moved the
+        head meanwhile)."""
         plain = _plain_rows(items)
         if plain is None:
             return None
@@ -760,17 +785,7 @@ class Ledger(LedgerReader):
         if added is None:
             return None
         write = self._plain_write(items, rows, counts, added)
-        generation = self._generation
-        chained = await asyncio.to_thread(_chain_links, write)
-        if generation != self._generation or self._exclusive or self._commit_no != write.commit_no:
-            return None  # reloaded or written to while hashing: decided on an old state
-        for state, debit_minor, credit_minor in added:
-            state.dp += debit_minor
-            state.cp += credit_minor
-        self._advance(write, chained)
-        self._staged = asyncio.create_task(self._store_staged(staged, write, chained, generation))
-        self.fast_path_writes += 1
-        return self._staged
+        return write, added, _chain_links(write)
 
     async def _store_staged(
         self,
