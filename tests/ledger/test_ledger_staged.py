@@ -183,3 +183,48 @@ def test_accounts_created_aside_are_new_ones_only_and_let_a_round_be_staged(
             await books.close()
 
     asyncio.run(scenario())
+
+
+# Characters COPY's text format escapes, its NULL marker, and text beyond ASCII.
+ODD_EVENT_IDS = ("tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\N", "\\x00", "ünï")
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_event_ids_are_stored_exactly_as_given(
+    database_url: str, schema: str, staged: bool
+) -> None:
+    """Event ids reach the chain and applied_events as COPY text: escaping must not change
+    one, and a retry must find it applied."""
+    account_ids, rounds = engine_rounds(5)
+    events = [
+        msgspec.structs.replace(e, event_id=f"{ODD_EVENT_IDS[k % len(ODD_EVENT_IDS)]}:{k}")
+        for k, e in enumerate(rounds[0] + rounds[1])
+    ]
+
+    async def book() -> None:
+        books = await Ledger.open(database_url, schema=schema)
+        try:
+            assert await books.create_accounts([posting_account(i) for i in account_ids]) == []
+            task = await books.stage_events(events) if staged else None
+            outcomes = await task if task is not None else await books.commit_events(events)
+            assert (task is not None) == staged
+            assert all(o.results == [] and not o.event_already_applied for o in outcomes)
+            again = await books.commit_events(events)
+            assert all(o.event_already_applied for o in again)
+            report = await books.verify()
+            assert report.ok, report
+        finally:
+            await books.close()
+
+    asyncio.run(book())
+    with psycopg.connect(database_url) as conn:
+        chain = conn.execute(
+            sql.SQL("SELECT event_id FROM {}.chain ORDER BY commit_no").format(
+                sql.Identifier(schema)
+            )
+        ).fetchall()
+        applied = conn.execute(
+            sql.SQL("SELECT event_id FROM {}.applied_events").format(sql.Identifier(schema))
+        ).fetchall()
+    assert [row[0] for row in chain] == [e.event_id for e in events]
+    assert sorted(row[0] for row in applied) == sorted(e.event_id for e in events)
