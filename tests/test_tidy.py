@@ -21,6 +21,7 @@ FLOAT_WORDS = re.compile(r"\b(float|float32|float64)\b|\bdouble\b(?!-)")  # not 
 IO_SHELLS = {
     "engine/loop.py",
     "engine/journal.py",
+    "engine/pull.py",
     "engine/servers.py",
     "ledger/consumer.py",
     "ledger/service.py",
