@@ -319,9 +319,50 @@ class LedgerConsumer:
         except (TimeoutError, nats.errors.TimeoutError):
             return None
         self._fetch_size = min(2 * self._fetch_size, fetch_messages_max)
-        parsed = [(msg, batch) for msg in msgs if (batch := await self._parse(msg)) is not None]
-        bookable, account_ids = await self._postings(parsed)
+        bookable, account_ids = await self._prepare(msgs)
         return msgs, bookable, account_ids
+
+    async def _prepare(self, msgs: list[Any]) -> tuple[list[_Bookable], npt.NDArray[np.int64]]:
+        """A round's messages decoded and posted: what can be booked, and the accounts it
+        names; what cannot be booked is dead-lettered."""
+        # In a thread: meanwhile the event loop feeds PostgreSQL the round being stored.
+        decoded, posted = await asyncio.to_thread(self._decode_round, msgs)
+        parsed: list[tuple[Any, EventBatch]] = []
+        for msg, batch in zip(msgs, decoded, strict=True):
+            if isinstance(batch, str):
+                await self._dead_letter(msg, stream_position(msg), batch)
+            else:
+                parsed.append((msg, batch))
+        if posted is not None:
+            account_ids, columns = posted
+            return list(zip((b for _, b in parsed), columns, strict=True)), account_ids
+        return await self._postings_one_by_one(parsed)
+
+    def _decode_round(
+        self, msgs: list[Any]
+    ) -> tuple[list[EventBatch | str], tuple[npt.NDArray[np.int64], list[TransferColumns]] | None]:
+        """Each message's EventBatch or why it cannot be booked, and the postings of the
+        EventBatches (None when one of them cannot be posted). Pure: runs in a thread."""
+        decoded = [self._decoded(msg) for msg in msgs]
+        try:
+            return decoded, postings_of_batches([b for b in decoded if not isinstance(b, str)])
+        except ValueError:
+            return decoded, None
+
+    def _decoded(self, msg: Any) -> EventBatch | str:
+        """The message's EventBatch, or why it cannot be booked."""
+        position = stream_position(msg)
+        try:
+            batch = EVENTS_DECODER.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            return f"undecodable EventBatch: {exc}"
+        # The engine puts entry k's EventBatch at position k of its shard's events stream.
+        if batch.shard != self.topology.shard or batch.journal_seq != position:
+            return (
+                f"EventBatch of shard {batch.shard!r} entry {batch.journal_seq} at position"
+                f" {position} of shard {self.topology.shard!r}'s events stream"
+            )
+        return batch
 
     async def _drop_next_round(self) -> None:
         """Forget the round read ahead: unacknowledged, its messages are delivered again."""
@@ -345,37 +386,11 @@ class LedgerConsumer:
                 await self._reopen()
         return True
 
-    async def _parse(self, msg: Any) -> EventBatch | None:
-        """The message's EventBatch, or None once it is dead-lettered."""
-        position = stream_position(msg)
-        try:
-            batch = EVENTS_DECODER.decode(msg.data)
-        except msgspec.DecodeError as exc:
-            await self._dead_letter(msg, position, f"undecodable EventBatch: {exc}")
-            return None
-        # The engine puts entry k's EventBatch at position k of its shard's events stream.
-        if batch.shard != self.topology.shard or batch.journal_seq != position:
-            await self._dead_letter(
-                msg,
-                position,
-                f"EventBatch of shard {batch.shard!r} entry {batch.journal_seq} at position"
-                f" {position} of shard {self.topology.shard!r}'s events stream",
-            )
-            return None
-        return batch
-
-    async def _postings(
+    async def _postings_one_by_one(
         self, parsed: list[tuple[Any, EventBatch]]
     ) -> tuple[list[_Bookable], npt.NDArray[np.int64]]:
-        """The round's transfers and the accounts they name; the whole round at once, or,
-        when a batch cannot be booked, one batch at a time so that only it is dead-lettered."""
-        batches = [batch for _, batch in parsed]
-        try:
-            # In a thread: meanwhile the event loop feeds PostgreSQL the round being booked.
-            account_ids, columns = await asyncio.to_thread(postings_of_batches, batches)
-            return list(zip(batches, columns, strict=True)), account_ids
-        except ValueError:
-            pass
+        """The round's transfers and the accounts they name, one batch at a time, when one
+        cannot be posted: only it is dead-lettered."""
         bookable: list[_Bookable] = []
         named: list[npt.NDArray[np.int64]] = []
         for msg, batch in parsed:

@@ -76,8 +76,7 @@ async def book_until(consumer: LedgerConsumer, journal_seq: int, rounds_max: int
 async def book_without_ack(consumer: LedgerConsumer, msgs: list[Any]) -> None:
     """Book messages as a round does, but acknowledge none (a consumer killed after its
     commit, before its acks)."""
-    parsed = [(msg, batch) for msg in msgs if (batch := await consumer._parse(msg)) is not None]
-    assert await consumer._handle(*await consumer._postings(parsed))
+    assert await consumer._handle(*await consumer._prepare(msgs))
 
 
 async def book_read_ahead_without_ack(consumer: LedgerConsumer) -> list[Any]:
