@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine._dtypes import TRANSFER_DTYPE
-from engine.messages import EventBatch
+from engine.messages import CODEC_RAW, EventBatch
 from engine.risk import EXTERNAL_ACCOUNT_ID, FEE_ACCOUNT_ID
 from ledger._columns import COLUMNS_DTYPE, TransferColumns
 from ledger.model import (
@@ -185,11 +185,14 @@ def postings_of_batches(
     ValueError
         As `postings` does, when a batch has a row that fits no transfer id or account.
     """
+    # A compressed batch's rows are inflated (`transfer_rows`, which raises ValueError for a
+    # codec it does not know); the others are read as they came.
+    raw = [b.transfers if b.codec == CODEC_RAW else b.transfer_rows().tobytes() for b in batches]
     size = TRANSFER_DTYPE.itemsize
-    counts = [len(batch.transfers) // size for batch in batches]
+    counts = [len(transfers) // size for transfers in raw]
     # One buffer for the round: the rows of every batch, without an array per batch.
-    whole = all(len(batch.transfers) % size == 0 for batch in batches)
-    rows = np.frombuffer(b"".join(b.transfers for b in batches) if whole else b"", TRANSFER_DTYPE)
+    whole = all(len(transfers) % size == 0 for transfers in raw)
+    rows = np.frombuffer(b"".join(raw) if whole else b"", TRANSFER_DTYPE)
     asset = rows["asset_id"]
     if not (
         whole

@@ -159,12 +159,13 @@ def test_every_event_is_booked_once_and_the_books_equal_the_engine(
 def test_an_undecodable_or_misplaced_event_goes_to_the_dead_letter_stream_with_an_alert(
     nats_url: str, nats_prefix: str, pg_database: str
 ) -> None:
-    """Garbage at position 6 and a batch of another shard at position 7: both are kept in the
-    dead-letter stream with their reason, each raises an alert, and the events behind them are
+    """Garbage at position 6, a batch of another shard at position 7 and one whose rows cannot
+    be read (an unknown codec: it decodes, but cannot be posted) at position 8: each is kept in
+    the dead-letter stream with its reason and raises an alert, and the events behind them are
     booked as if they were not there."""
     shard, batches = applied_flow(ACCOUNTS, 12, 10, seed=5)
-    # Entries 6.. are published two positions later: relabelled so entry k sits at k + 2.
-    later = [msgspec.structs.replace(b, journal_seq=b.journal_seq + 2) for b in batches[5:]]
+    # Entries 6.. are published three positions later: relabelled so entry k sits at k + 3.
+    later = [msgspec.structs.replace(b, journal_seq=b.journal_seq + 3) for b in batches[5:]]
 
     async def scenario() -> None:
         topology = Topology(nats_prefix, "0")
@@ -184,20 +185,25 @@ def test_an_undecodable_or_misplaced_event_goes_to_the_dead_letter_stream_with_a
                 topology.events_subject,
                 ENCODER.encode(msgspec.structs.replace(batches[5], shard="other", journal_seq=7)),
             )
+            await js.publish(
+                topology.events_subject,
+                ENCODER.encode(msgspec.structs.replace(batches[5], journal_seq=8, codec=9)),
+            )
             await publish(js, topology, later)
             consumer = LedgerConsumer.for_database(nc, topology, pg_database)
             await consumer.start()
             await book_until(consumer, later[-1].journal_seq)
             await consumer.close()
-            assert consumer.dead_lettered == 2
-            dead = [await js.get_msg(topology.dead_letter_stream, seq=seq) for seq in (1, 2)]
-            assert [m.headers["Clearline-Stream-Seq"] for m in dead] == ["6", "7"]  # type: ignore[index]
+            assert consumer.dead_lettered == 3
+            dead = [await js.get_msg(topology.dead_letter_stream, seq=seq) for seq in (1, 2, 3)]
+            assert [m.headers["Clearline-Stream-Seq"] for m in dead] == ["6", "7", "8"]  # type: ignore[index]
             assert "undecodable" in dead[0].headers["Clearline-Reason"]  # type: ignore[index]
             assert "shard 'other'" in dead[1].headers["Clearline-Reason"]  # type: ignore[index]
+            assert "not bookable" in dead[2].headers["Clearline-Reason"]  # type: ignore[index]
             assert dead[0].data == b"\x93not an event batch"
             await nc.flush()
             kinds = [ALERT_DECODER.decode(a).kind for a in alerts]
-            assert kinds == ["dead_letter", "dead_letter"]
+            assert kinds == ["dead_letter"] * 3
         finally:
             await nc.close()
         # Every entry was booked once (entries 6.. under their new positions): the books are
