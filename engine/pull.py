@@ -67,8 +67,7 @@ class BatchPull:
         self._sub: Any = None
         self._arrived: list[Msg] = []  # data messages not yet handed out, in delivery order
         self._wanted = 0  # messages the open request may still deliver
-        self._open = False  # a request of ours has not ended yet
-        self._woken: asyncio.Future[None] | None = None
+        self._woken: asyncio.Future[None] | None = None  # set while a request of ours is open
 
     @classmethod
     async def subscribe(cls, nc: Any, stream: str, durable: str) -> BatchPull:
@@ -114,18 +113,19 @@ class BatchPull:
             request["expires"] = max(1, int(timeout * 1e9))
         else:
             request["no_wait"] = True
-        self._wanted, self._open = count, True
+        self._wanted = count
         self._woken = asyncio.get_running_loop().create_future()
         await self._nc.publish(self._next_subject, json.dumps(request).encode(), self._inbox)
         try:
-            await asyncio.wait_for(asyncio.shield(self._woken), timeout + _expiry_margin_s)
+            await asyncio.wait_for(self._woken, timeout + _expiry_margin_s)
         except TimeoutError:
             pass  # the server did not answer: what came is kept, the rest may come later
         finally:
-            self._open, self._woken = False, None
+            self._woken = None
 
     async def _on_message(self, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
+        headers = msg.headers or {}
+        status = headers.get("Status")
         if status is None:
             self._arrived.append(msg)
             self._wanted -= 1
@@ -134,12 +134,12 @@ class BatchPull:
         elif status in _REQUEST_ENDED:
             self._wake()
         elif status != _HEARTBEAT:
-            description = msg.headers.get("Description", "") if msg.headers else ""
+            description = headers.get("Description", "")
             self._wake(RuntimeError(f"JetStream pull request failed: {status} {description}"))
 
     def _wake(self, error: BaseException | None = None) -> None:
         woken = self._woken
-        if self._open and woken is not None and not woken.done():
+        if woken is not None and not woken.done():
             if error is None:
                 woken.set_result(None)
             else:
