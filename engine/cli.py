@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", type=Path, help="client config (default: as clearctl finds it)")
     demo.add_argument("--duration-s", type=int, default=0, help="stop after this long (0: Ctrl-C)")
     demo.add_argument("--rate", type=int, default=200, help="taker orders per second")
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     compliance = commands.add_parser("compliance", help="evaluate the name screening")
     evaluations = compliance.add_subparsers(dest="evaluation", required=True)
     names = evaluations.add_parser("eval-names", help="precision/recall/F1 on labelled pairs")
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from gateway.demo import main as demo_main
 
-        return demo_main(args.config, args.duration_s, args.rate)
+        return demo_main(args.config, args.duration_s, args.rate, as_json=args.json)
     if args.command == "compliance":
         return _compliance(args)
     try:

@@ -1,6 +1,6 @@
 """`clearline demo`: market makers and takers trading on a running exchange, shown live.
 
-    clearline demo [--config PATH] [--duration-s N] [--rate ORDERS_PER_S]
+    clearline demo [--config PATH] [--duration-s N] [--rate ORDERS_PER_S] [--json]
 
 Finds the exchange through the client config that `clearline run` writes (as clearctl does)
 and drives it through the gateway, as outside clients would:
@@ -20,7 +20,8 @@ and drives it through the gateway, as outside clients would:
 One status line on stderr (rewritten 4 times a second on a terminal, else one line every
 `status_line_every_s`): elapsed time, orders sent, acks, fills, rejects by reason, order-to-ack
 latency p50 / p99, orders a second, market data. Ctrl-C or ``--duration-s`` ends the run with a
-summary (a JSON-able dict, printed as a small table on stdout).
+summary (a JSON-able dict, printed as a small table on stdout, or with ``--json`` as one JSON
+object for scripts).
 
 Prices and quantities are whole ticks and lots, turned into decimal text exactly
 (`gateway.convert.units_text`); no float ever touches one.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import random
 import signal
 import sys
@@ -811,8 +813,10 @@ def run(
     *,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    as_json: bool = False,
 ) -> DemoResult:
-    """`main` with its summary returned: load the config, trade, print the summary table."""
+    """`main` with its summary returned: load the config, trade, print the summary (a table,
+    or one JSON object)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     try:
@@ -843,16 +847,16 @@ def run(
     except ValueError as exc:
         print(f"clearline demo: {exc}", file=err)
         return DemoResult(EXIT_BAD_CONFIG, None)
-    print(summary_table(summary), file=out)
+    print(json.dumps(summary) if as_json else summary_table(summary), file=out)
     return DemoResult(EXIT_OK, summary)
 
 
-def main(config_path: Path | None, duration_s: int, rate: int) -> int:
+def main(config_path: Path | None, duration_s: int, rate: int, *, as_json: bool = False) -> int:
     """`clearline demo`; returns the exit status (module docstring)."""
     if rate <= 0:
         print("clearline demo: --rate must be positive", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    return run(config_path, duration_s, rate).exit_status
+    return run(config_path, duration_s, rate, as_json=as_json).exit_status
 
 
 __all__ = [
